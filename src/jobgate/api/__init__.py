@@ -1,0 +1,1 @@
+"""The HTTP API: schemas, auth and routes; no business logic."""

@@ -1,0 +1,38 @@
+"""create_app(settings): the FastAPI application, with no side effects until it starts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from jobgate import __version__
+from jobgate.api.errors import install_error_handlers
+from jobgate.api.routes import health, jobs
+from jobgate.config import Settings
+from jobgate.service.gateway import Gateway
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the store is migrated and the engine started on start-up."""
+    settings = settings or Settings.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = Gateway(settings)
+        gateway.start()
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            gateway.stop()
+
+    app = FastAPI(
+        title="jobgate", version=__version__, lifespan=lifespan,
+        description="A job gateway for compute clusters.",
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    return app

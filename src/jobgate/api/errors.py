@@ -1,0 +1,78 @@
+"""The one map from errors to HTTP answers: {"error", "message", "details"}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jobgate.errors import (
+    AuthenticationError,
+    BackendError,
+    ConflictError,
+    InvalidSpecError,
+    JobgateError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedError,
+)
+
+STATUS: dict[type[JobgateError], int] = {
+    InvalidSpecError: 422,
+    UnsupportedError: 422,
+    NotFoundError: 404,
+    ConflictError: 409,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    BackendError: 503,
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": code, "message": message, "details": details}
+
+
+def status_of(exc: JobgateError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+async def _jobgate_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, JobgateError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    return JSONResponse(error_body(exc.code, exc.message, exc.details),
+                        status_code=status_of(exc), headers=headers)
+
+
+async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            # Drop the "body"/"query" prefix: clients know fields by name.
+            "field": ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0]),
+            "value": err.get("input") if isinstance(err.get("input"), (str, int, float, bool))
+            else None,
+            "reason": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+    message = "; ".join(f"{d['field']}: {d['reason']}" for d in details)
+    return JSONResponse(error_body("invalid", message, details), status_code=422)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(JobgateError, _jobgate_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

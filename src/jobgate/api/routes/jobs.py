@@ -1,0 +1,93 @@
+"""/v1/jobs: submit, list, get, cancel, events and output."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from jobgate.api.deps import GatewayDep, UserDep
+from jobgate.api.schemas import EventList, EventOut, JobList, JobOut
+from jobgate.domain.spec import JobSpec
+from jobgate.domain.states import JobState
+from jobgate.store.jobs import JobFilter
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=201, response_model=JobOut)
+def submit_job(spec: JobSpec, gateway: GatewayDep, user: UserDep) -> JobOut:
+    """Submit a job; answers once it is committed to the ledger."""
+    return JobOut.of(gateway.jobs.submit(spec, user))
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    gateway: GatewayDep,
+    user: UserDep,
+    state: Annotated[list[JobState] | None, Query()] = None,
+    tag: str | None = None,
+    user_name: Annotated[str | None, Query(alias="user")] = None,
+    cluster: str | None = None,
+    partition: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> JobList:
+    """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
+    filters = JobFilter(states=tuple(state or ()), tag=tag, user_name=user_name,
+                        cluster=cluster, partition=partition)
+    jobs, next_cursor = gateway.jobs.list_jobs(filters, user, limit=limit, cursor=cursor)
+    return JobList(jobs=[JobOut.of(job) for job in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: int, gateway: GatewayDep, user: UserDep) -> JobOut:
+    return JobOut.of(gateway.jobs.get(job_id, user))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: int, gateway: GatewayDep, user: UserDep) -> JobOut:
+    """Cancel: a pending job ends at once; a running one is signalled (SIGTERM,
+    then SIGKILL after the grace period) and reaches CANCELLED shortly after."""
+    return JobOut.of(gateway.jobs.cancel(job_id, user))
+
+
+@router.get("/{job_id}/events", response_model=EventList)
+def job_events(
+    job_id: int, gateway: GatewayDep, user: UserDep,
+    after: Annotated[int, Query(ge=0, description="Only events with seq above this")] = 0,
+) -> EventList:
+    events = gateway.jobs.events(job_id, user, after_seq=after)
+    return EventList(events=[EventOut.of(event) for event in events])
+
+
+def _output(
+    stream: Literal["stdout", "stderr"], job_id: int, gateway: GatewayDep, user: UserDep,
+    offset: int, limit: int | None,
+) -> Response:
+    kwargs = {"limit": limit} if limit is not None else {}
+    data = gateway.jobs.read_output(job_id, user, stream, offset=offset, **kwargs)
+    return Response(
+        data, media_type="text/plain; charset=utf-8",
+        headers={"X-Next-Offset": str(offset + len(data))},
+    )
+
+
+_OUTPUT_DOC = ("The bytes of the file from `offset`; `X-Next-Offset` says where to "
+               "continue. Empty until the job writes.")
+
+
+@router.get("/{job_id}/stdout", response_class=Response, description=_OUTPUT_DOC)
+def job_stdout(
+    job_id: int, gateway: GatewayDep, user: UserDep,
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    return _output("stdout", job_id, gateway, user, offset, limit)
+
+
+@router.get("/{job_id}/stderr", response_class=Response, description=_OUTPUT_DOC)
+def job_stderr(
+    job_id: int, gateway: GatewayDep, user: UserDep,
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    return _output("stderr", job_id, gateway, user, offset, limit)

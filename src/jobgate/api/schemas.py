@@ -1,0 +1,79 @@
+"""Response schemas of the API (request bodies are the domain's JobSpec)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from jobgate.domain.job import JobRecord
+from jobgate.domain.states import JobState
+from jobgate.store.jobs import EventRecord
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str
+    state: JobState
+    state_reason: str | None
+    final: bool
+    held: bool
+    user_name: str
+    cluster: str
+    partition: str
+    account: str | None
+    num_nodes: int
+    ntasks: int
+    cpus_per_task: int
+    cpus: int
+    memory: int | None
+    memory_per_cpu: int | None
+    gpus: int
+    time_limit: int | None
+    priority: int
+    tags: list[str]
+    comment: str | None
+    working_directory: str
+    standard_output: str
+    standard_error: str
+    submit_time: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    run_time: int
+    exit_code: int | None
+    exit_code_signal: int | None
+    requeue_count: int
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobOut:
+        data = job.model_dump(exclude={"spec", "native_id"})
+        return cls(**data, final=job.state.final, cpus=job.cpus,
+                   run_time=job.run_time(datetime.now(UTC)))
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    seq: int
+    job_id: int
+    at: datetime
+    from_state: JobState | None
+    to_state: JobState
+    reason: str | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: EventRecord) -> EventOut:
+        return cls(**event.__dict__)
+
+
+class EventList(BaseModel):
+    events: list[EventOut]
+
+
+class Health(BaseModel):
+    status: str

@@ -1,0 +1,24 @@
+"""Cluster backends: the local cluster and (later) Slurm, behind one protocol."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobgate.backends.base import Backend
+    from jobgate.config import ClusterConfig, Settings
+
+
+def make_backend(name: str, config: ClusterConfig, settings: Settings) -> Backend:
+    """The backend a cluster's configuration asks for.
+
+    Raises:
+        UnsupportedError: a backend kind jobgate does not have (yet).
+    """
+    from jobgate.errors import UnsupportedError
+
+    if config.backend == "local":
+        from jobgate.backends.local import LocalBackend
+
+        return LocalBackend(settings.jobs_dir, kill_wait=settings.kill_wait, cluster=name)
+    raise UnsupportedError(f"cluster {name!r}: backend {config.backend!r} is not available yet")

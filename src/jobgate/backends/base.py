@@ -1,0 +1,92 @@
+"""The protocol every cluster backend implements.
+
+The engine drives backends from one thread: `start` hands over a job, `poll`
+returns what changed since the last call, `adopt` takes back jobs after a
+restart. Verbs such as `cancel` may be called from request threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from jobgate.domain.job import JobRecord, JobUpdate
+from jobgate.domain.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the service refuses what it cannot."""
+
+    verbs: frozenset[str] = field(default_factory=frozenset)
+    # JobSpec fields the backend honours when they are set to a non-default value.
+    spec_fields: frozenset[str] = field(default_factory=frozenset)
+
+
+class Backend(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    def check(self, spec: JobSpec) -> None:
+        """Refuse a spec this backend cannot run as asked.
+
+        Raises:
+            UnsupportedError: a field or value the backend does not support (yet).
+            InvalidSpecError: a value that can never work here (e.g. no such directory).
+        """
+
+    def default_working_directory(self, job_id: int) -> str:
+        """Where a job runs when the request names no directory (created here)."""
+
+    def start(self, job: JobRecord) -> JobUpdate:
+        """Launch a job the engine has claimed; idempotent for the same job.
+
+        Raises:
+            BackendError: the job could not be launched.
+        """
+
+    def adopt(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
+        """Take back jobs the ledger says are active, after a restart.
+
+        Returns updates for jobs whose state is not what the ledger says; jobs
+        that never really started are launched now.
+        """
+
+    def poll(self) -> list[JobUpdate]:
+        """Whatever changed since the last call (never blocks long)."""
+
+    def cancel(self, job: JobRecord) -> None:
+        """Ask a started job to stop; its final state arrives through `poll`.
+
+        Raises:
+            BackendError: the request could not be delivered.
+        """
+
+    def set_waker(self, waker: Callable[[], None]) -> None:
+        """A callable the backend calls when `poll` has something new."""
+
+    def close(self) -> None:
+        """Stop watching; jobs keep running."""
+
+
+def refuse_unsupported(spec: JobSpec, capabilities: Capabilities, cluster: str) -> None:
+    """Raise for every field set in `spec` that `capabilities` does not cover.
+
+    Raises:
+        UnsupportedError: naming the fields.
+    """
+    from jobgate.errors import UnsupportedError
+
+    defaults = JobSpec.model_fields
+    unsupported = sorted(
+        name
+        for name in spec.model_fields_set
+        if name not in capabilities.spec_fields
+        and getattr(spec, name) != defaults[name].get_default(call_default_factory=True)
+    )
+    if unsupported:
+        raise UnsupportedError(
+            f"cluster {cluster!r} does not support {', '.join(unsupported)} yet",
+            details={"fields": unsupported, "cluster": cluster},
+        )

@@ -1,0 +1,230 @@
+"""Launcher and per-job supervisor of the local cluster. Standard library only.
+
+Run as ``python -I -S supervisor.py``: it reads one job directory per line on
+stdin and forks a supervisor for each (a fork costs about a millisecond, where a
+fresh interpreter per job costs tens). It writes ``{"ended": <job dir>}`` on
+stdout when a supervisor it forked exits, and exits itself at end of input;
+the supervisors live on in their own sessions, so jobs survive the gateway.
+
+A supervisor owns one job directory:
+
+- ``launch.json``   written by the gateway: argv, cwd, env, output files, limits
+- ``supervisor.lock`` flock held for the supervisor's whole life (liveness that
+  is safe against pid reuse: a lock dies with its holder)
+- ``started.json``  written once, before the job runs: pid and /proc start time
+- ``cancel``        created by the gateway to cancel a job not yet started
+- ``exit.json``     written atomically when the job ended: the true wait status
+
+A second supervisor for the same directory finds ``started.json`` under the
+lock and leaves without running anything, so a job never runs twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (None if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; fields after it are plain.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+class Supervisor:
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        self.launch: dict[str, Any] = json.loads((job_dir / "launch.json").read_text())
+        self.child: subprocess.Popen[bytes] | None = None
+        self.cancelled = False
+        self.timed_out = False
+        self.kill_at: float | None = None
+        self.limit_at: float | None = None
+
+    def run(self) -> None:
+        lock = open(self.job_dir / "supervisor.lock", "a")  # noqa: SIM115 - held until exit
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (self.job_dir / "started.json").exists():
+            return  # another supervisor ran (or runs) this job
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        pid = os.getpid()
+        write_json_atomic(self.job_dir / "started.json", {
+            "pid": pid, "start_ticks": proc_start_ticks(pid), "at": now_iso(),
+        })
+        start = now_iso()
+        if (self.job_dir / "cancel").exists() or self.cancelled:
+            self._finish(start, None, {"cancelled": True, "never_started": True})
+            return
+        self.child = self._spawn()
+        limit = self.launch.get("time_limit")
+        if limit is not None:
+            self.limit_at = time.monotonic() + limit
+        if self.cancelled:  # SIGTERM arrived while spawning
+            self._stop_child()
+        self._arm()
+        _, status, usage = os.wait4(self.child.pid, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self.child.returncode = os.waitstatus_to_exitcode(status)
+        outcome: dict[str, Any] = {
+            "cancelled": self.cancelled,
+            "timed_out": self.timed_out,
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "cpu_user": usage.ru_utime,
+            "cpu_system": usage.ru_stime,
+            "max_rss_kib": usage.ru_maxrss,
+        }
+        self._finish(start, self.child.pid, outcome)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        launch = self.launch
+        with open(launch["stdout"], "wb") as out:
+            err = out if launch["stderr"] == launch["stdout"] else open(launch["stderr"], "wb")  # noqa: SIM115
+            try:
+                # Its own process group, so signals reach the whole job tree and
+                # never this supervisor.
+                return subprocess.Popen(
+                    launch["argv"], cwd=launch["cwd"], env=launch["env"],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, process_group=0,
+                    restore_signals=True,
+                )
+            finally:
+                if err is not out:
+                    err.close()
+
+    def _finish(self, start: str, pid: int | None, outcome: dict[str, Any]) -> None:
+        write_json_atomic(self.job_dir / "exit.json", {
+            "start_time": start, "end_time": now_iso(), "pid": pid, **outcome,
+        })
+
+    def _on_term(self, _signum: int, _frame: Any) -> None:
+        self.cancelled = True
+        if self.child is not None:
+            self._stop_child()
+
+    def _on_alarm(self, _signum: int, _frame: Any) -> None:
+        moment = time.monotonic()
+        if self.kill_at is not None and moment >= self.kill_at:
+            self._signal_child(signal.SIGKILL)
+            self.kill_at = None
+        elif self.limit_at is not None and moment >= self.limit_at and not self.cancelled:
+            self.timed_out = True
+            self.limit_at = None
+            self._stop_child()
+        self._arm()
+
+    def _stop_child(self) -> None:
+        """SIGTERM now, SIGKILL after the grace period (Slurm's KillWait)."""
+        self._signal_child(signal.SIGTERM)
+        if self.kill_at is None:
+            self.kill_at = time.monotonic() + float(self.launch.get("kill_wait", 10))
+        self._arm()
+
+    def _signal_child(self, signum: int) -> None:
+        if self.child is not None and self.child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.child.pid, signum)
+
+    def _arm(self) -> None:
+        deadlines = [t for t in (self.kill_at, self.limit_at) if t is not None]
+        if deadlines:
+            delay = max(0.001, min(deadlines) - time.monotonic())
+            signal.setitimer(signal.ITIMER_REAL, delay)
+
+
+def supervise(job_dir: Path) -> None:
+    """Entry point of a forked supervisor: detach, run the job, leave."""
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Drop the launcher's pipes so the gateway sees them close when it should.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    try:
+        Supervisor(job_dir).run()
+    except Exception as exc:
+        failure = job_dir / "supervisor.error"
+        failure.write_text(f"{type(exc).__name__}: {exc}\n")
+
+
+def launcher() -> None:
+    """Fork a supervisor per job directory read on stdin; report their exits."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    children: dict[int, str] = {}
+    stdin = sys.stdin.buffer
+    pending = b""
+    open_input = True
+    while open_input or children:
+        ready, _, _ = select.select([stdin, wake_read] if open_input else [wake_read], [], [], 1.0)
+        if wake_read in ready:
+            os.read(wake_read, 4096)
+        if stdin in ready:
+            chunk = os.read(stdin.fileno(), 65536)
+            if not chunk:
+                open_input = False
+                # The gateway is gone: the supervisors go on without us.
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    job_dir = line.decode()
+                    pid = os.fork()
+                    if pid == 0:
+                        supervise(Path(job_dir))
+                        os._exit(0)
+                    children[pid] = job_dir
+        _reap(children)
+
+
+def _reap(children: dict[int, str]) -> None:
+    while children:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        job_dir = children.pop(pid, None)
+        if job_dir is not None:
+            sys.stdout.write(json.dumps({"ended": job_dir}) + "\n")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    launcher()

@@ -1,0 +1,99 @@
+"""Settings: environment variables (JOBGATE_*) over `jobgate.toml` over defaults.
+
+The toml file is `$JOBGATE_CONFIG`, else `$JOBGATE_HOME/jobgate.toml`, when present.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PartitionConfig(BaseModel):
+    name: str
+    default: bool = False
+
+
+class ClusterConfig(BaseModel):
+    backend: str = "local"
+    partitions: list[PartitionConfig] = Field(
+        default_factory=lambda: [PartitionConfig(name="normal", default=True)]
+    )
+
+    @model_validator(mode="after")
+    def _one_default(self) -> ClusterConfig:
+        if not self.partitions:
+            raise ValueError("a cluster needs at least one partition")
+        if sum(p.default for p in self.partitions) > 1:
+            raise ValueError("at most one partition may be the default")
+        return self
+
+    @property
+    def default_partition(self) -> str:
+        for partition in self.partitions:
+            if partition.default:
+                return partition.name
+        return self.partitions[0].name
+
+    def has_partition(self, name: str) -> bool:
+        return any(p.name == name for p in self.partitions)
+
+
+class Settings(BaseSettings):
+    """Everything a jobgate process needs to know; build with `Settings.load()`."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBGATE_", extra="forbid")
+
+    home: Path = Path("var")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    run_engine: bool = True
+    default_cluster: str = "local"
+    clusters: dict[str, ClusterConfig] = Field(
+        default_factory=lambda: {"local": ClusterConfig()}
+    )
+    # Seconds between SIGTERM and SIGKILL when a job is cancelled or times out.
+    kill_wait: float = 10.0
+    # How often the engine looks again when nothing woke it.
+    engine_interval: float = 0.5
+
+    @model_validator(mode="after")
+    def _known_default_cluster(self) -> Settings:
+        if self.default_cluster not in self.clusters:
+            raise ValueError(f"default_cluster {self.default_cluster!r} is not configured")
+        return self
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read `jobgate.toml` (if any), then the environment, then `overrides`."""
+        home = Path(overrides.get("home") or os.environ.get("JOBGATE_HOME") or "var")
+        path = Path(os.environ.get("JOBGATE_CONFIG") or home / "jobgate.toml")
+        from_file: dict[str, Any] = {}
+        if path.is_file():
+            with path.open("rb") as handle:
+                from_file = tomllib.load(handle)
+        env = cls()  # environment only, to learn which fields it set
+        data = from_file | env.model_dump(exclude_unset=True) | overrides
+        return cls.model_validate(data)
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'jobgate.db'}"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.resolved_home / "admin.token"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.resolved_home / "jobs"

@@ -1,0 +1,1 @@
+"""Pure domain model: states, job specs, records and the parsers they need."""

@@ -1,0 +1,81 @@
+"""The one exception tree of jobgate.
+
+Every error the service raises derives from :class:`JobgateError`. Each carries a
+stable ``code`` (used by the API as the ``error`` field), a human ``message`` that
+says what to fix, optional structured ``details`` and a ``transient`` flag that
+tells callers whether retrying may help. HTTP status codes live only in
+``api/errors.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JobgateError(Exception):
+    """Root of every jobgate error."""
+
+    code = "error"
+    transient = False
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidSpecError(JobgateError):
+    """A job request carries a bad value; names the field and the value."""
+
+    code = "invalid"
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        super().__init__(f"{field}: {reason} (got {value!r})", details=[
+            {"field": field, "value": _jsonable(value), "reason": reason}
+        ])
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+
+class UnsupportedError(JobgateError):
+    """The chosen cluster cannot do what the request asks (yet)."""
+
+    code = "not_supported"
+
+
+class NotFoundError(JobgateError):
+    """The named object does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+
+
+class ConflictError(JobgateError):
+    """The operation does not apply to the object in its current state."""
+
+    code = "conflict"
+
+
+class AuthenticationError(JobgateError):
+    """No credentials, or credentials that match no user."""
+
+    code = "unauthorized"
+
+
+class PermissionDeniedError(JobgateError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+
+
+class BackendError(JobgateError):
+    """A cluster backend failed to carry out an operation."""
+
+    code = "backend_error"
+    transient = True
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)

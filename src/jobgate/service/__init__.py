@@ -1,0 +1,1 @@
+"""Business logic: the job service, the engine and authentication."""

@@ -1,0 +1,99 @@
+"""The engine: hands pending jobs to backends and applies what they report.
+
+One thread per process. Each round claims pending jobs in one transaction
+(compare-and-set PENDING -> RUNNING, so two engines never claim the same job),
+launches them, then applies every update the backends have in one more
+transaction. A claim is committed before the launch: after a crash between the
+two, `adopt` finds a RUNNING job that never started and launches it then.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from jobgate.backends.base import Backend
+from jobgate.domain.job import JobRecord, JobUpdate
+from jobgate.domain.states import JobState
+from jobgate.errors import JobgateError
+from jobgate.service.jobs import JobService, utcnow
+from jobgate.store.jobs import JobRepository, to_record
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 200
+STARTED_STATES = (JobState.RUNNING, JobState.SUSPENDED, JobState.COMPLETING)
+
+
+class Engine:
+    def __init__(
+        self, service: JobService, backends: Mapping[str, Backend], *, interval: float = 0.5
+    ) -> None:
+        self.service = service
+        self.backends = backends
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        for backend in backends.values():
+            backend.set_waker(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="jobgate-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for backend in self.backends.values():
+            backend.close()
+
+    def _run(self) -> None:
+        self._adopt()
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.run_once()
+            except Exception:  # keep the engine alive; the ledger is unchanged
+                log.exception("engine round failed")
+
+    def _adopt(self) -> None:
+        for cluster, backend in self.backends.items():
+            with self.service.sessions() as session:
+                rows = JobRepository(session).in_states(cluster, STARTED_STATES, limit=10**9)
+                jobs = [to_record(row) for row in rows]
+            if jobs:
+                log.info("adopting %d active jobs on %s", len(jobs), cluster)
+            self.service.apply_updates(backend.adopt(jobs))
+
+    def run_once(self) -> None:
+        """One round: launch what is pending, then apply what changed."""
+        for cluster, backend in self.backends.items():
+            updates: list[JobUpdate] = []
+            for job in self._claim(cluster):
+                try:
+                    updates.append(backend.start(job))
+                except JobgateError as exc:
+                    updates.append(JobUpdate(job.id, JobState.FAILED, reason=exc.message[:256]))
+            updates.extend(backend.poll())
+            self.service.apply_updates(updates)
+
+    def _claim(self, cluster: str) -> list[JobRecord]:
+        now = utcnow()
+        claimed = []
+        with self.service.sessions.begin() as session:
+            repo = JobRepository(session)
+            for row in repo.in_states(cluster, [JobState.PENDING], limit=CLAIM_BATCH):
+                if row.held:
+                    continue
+                if repo.transition(row.id, JobState.PENDING, JobState.RUNNING, now,
+                                   values={"start_time": now}):
+                    claimed.append(to_record(row))
+        return claimed

@@ -1,0 +1,47 @@
+"""Gateway: wires settings, store, backends, services and the engine together."""
+
+from __future__ import annotations
+
+import logging
+
+from jobgate.backends import make_backend
+from jobgate.config import Settings
+from jobgate.service.auth import AuthService
+from jobgate.service.engine import Engine
+from jobgate.service.jobs import JobService
+from jobgate.store import make_engine, make_session_factory, migrate
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Everything one jobgate process runs. `start()` has the side effects."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = make_engine(settings.resolved_database_url)
+        self.sessions = make_session_factory(self.db)
+        self.backends = {
+            name: make_backend(name, config, settings)
+            for name, config in settings.clusters.items()
+        }
+        self.auth = AuthService(self.sessions)
+        self.jobs = JobService(self.sessions, settings, self.backends)
+        self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval)
+        self.jobs.wake_engine = self.engine.wake
+
+    def start(self) -> None:
+        """Create the home, migrate the store, make the first admin, run the engine."""
+        self.settings.resolved_home.mkdir(parents=True, exist_ok=True)
+        self.settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        migrate(self.db)
+        self.auth.ensure_admin(self.settings.admin_token_path)
+        if self.settings.run_engine:
+            self.engine.start()
+        log.info("jobgate ready: store %s, clusters %s",
+                 self.db.url.render_as_string(hide_password=True), ", ".join(self.backends))
+
+    def stop(self) -> None:
+        if self.settings.run_engine:
+            self.engine.stop()
+        self.db.dispose()

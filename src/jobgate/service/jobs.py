@@ -1,0 +1,235 @@
+"""JobService: validate, authorize, persist and commit; the one way jobs change."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobgate.backends.base import Backend
+from jobgate.config import Settings
+from jobgate.domain.job import JobRecord, JobUpdate
+from jobgate.domain.output import DEFAULT_STDERR, DEFAULT_STDOUT, expand_output_pattern
+from jobgate.domain.spec import JobSpec, resolve_spec
+from jobgate.domain.states import JobState, can_transition
+from jobgate.errors import ConflictError, InvalidSpecError, NotFoundError
+from jobgate.service.auth import Principal
+from jobgate.store.jobs import (
+    EventRecord,
+    JobFilter,
+    JobRepository,
+    decode_cursor,
+    encode_cursor,
+    to_record,
+)
+from jobgate.store.tables import JobRow
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 1000
+MAX_OUTPUT_CHUNK = 4 * 1024 * 1024
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        backends: Mapping[str, Backend],
+        wake_engine: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.backends = backends
+        self.wake_engine = wake_engine
+
+    # -- submit ---------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, user: Principal) -> JobRecord:
+        """Validate a request against the cluster, record it PENDING and commit.
+
+        Raises:
+            InvalidSpecError: a bad value, an unknown cluster or partition.
+            UnsupportedError: the cluster cannot run what is asked (yet).
+        """
+        spec = resolve_spec(spec)
+        cluster = spec.cluster or self.settings.default_cluster
+        config = self.settings.clusters.get(cluster)
+        if config is None or cluster not in self.backends:
+            raise InvalidSpecError("cluster", cluster,
+                                   f"no such cluster; known: {', '.join(self.backends)}")
+        partition = spec.partition or config.default_partition
+        if not config.has_partition(partition):
+            known = ", ".join(p.name for p in config.partitions)
+            raise InvalidSpecError("partition", partition,
+                                   f"no such partition on {cluster}; known: {known}")
+        backend = self.backends[cluster]
+        backend.check(spec)
+        now = utcnow()
+        name = spec.name or ("wrap" if spec.command is not None else "batch")
+        with self.sessions.begin() as session:
+            row = JobRow(
+                name=name, state=JobState.PENDING.value, state_reason=None, held=False,
+                user_name=user.name, cluster=cluster, partition=partition,
+                account=spec.account, num_nodes=spec.nodes or 1, ntasks=spec.ntasks or 1,
+                cpus_per_task=spec.cpus_per_task or 1, memory=spec.memory,
+                memory_per_cpu=spec.memory_per_cpu, gpus=spec.gpus or 0,
+                time_limit=spec.time_limit, priority=spec.priority or 0, comment=spec.comment,
+                working_directory="", standard_output="", standard_error="",
+                submit_time=now, updated_at=now, requeue_count=0,
+                spec=spec.model_dump(mode="json", exclude_unset=True),
+            )
+            repo = JobRepository(session)
+            repo.add(row, spec.tags, now, "submitted")
+            # Paths need the id, which the insert just gave us.
+            workdir = spec.working_directory or backend.default_working_directory(row.id)
+            row.working_directory = str(Path(workdir).resolve())
+            for attr, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
+                                  ("standard_error", spec.stderr or DEFAULT_STDERR)):
+                setattr(row, attr, expand_output_pattern(
+                    pattern, job_id=row.id, name=name, user=user.name,
+                    working_directory=row.working_directory,
+                ))
+            session.flush()
+            record = to_record(row)
+        self.wake_engine()
+        return record
+
+    # -- read -----------------------------------------------------------------
+
+    def get(self, job_id: int, user: Principal) -> JobRecord:
+        """Raises:
+        NotFoundError: no such job, or not one the caller may see.
+        """
+        with self.sessions() as session:
+            return to_record(self._visible_row(session, job_id, user))
+
+    def list_jobs(
+        self, filters: JobFilter, user: Principal, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
+        """A page of jobs, newest first, and the cursor of the next page (None at the end).
+
+        Raises:
+            InvalidSpecError: a bad limit or cursor.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_PAGE}")
+        if not user.is_admin:
+            if filters.user_name not in (None, user.name):
+                return [], None
+            filters = JobFilter(**{**filters.__dict__, "user_name": user.name})
+        after_id = decode_cursor(cursor) if cursor else None
+        with self.sessions() as session:
+            rows = JobRepository(session).page(filters, limit=limit + 1, after_id=after_id)
+            records = [to_record(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(records[-1].id) if len(rows) > limit else None
+        return records, next_cursor
+
+    def events(self, job_id: int, user: Principal, *, after_seq: int = 0) -> list[EventRecord]:
+        """Raises:
+        NotFoundError: no such job, or not one the caller may see.
+        """
+        with self.sessions() as session:
+            self._visible_row(session, job_id, user)
+            return JobRepository(session).events(job_id, after_seq=after_seq)
+
+    def read_output(
+        self, job_id: int, user: Principal, stream: Literal["stdout", "stderr"],
+        *, offset: int = 0, limit: int = MAX_OUTPUT_CHUNK,
+    ) -> bytes:
+        """Bytes of a job's stdout or stderr from `offset` (empty until written).
+
+        Raises:
+            NotFoundError: no such job, or not one the caller may see.
+            InvalidSpecError: a negative offset or a bad limit.
+        """
+        if offset < 0:
+            raise InvalidSpecError("offset", offset, "must be 0 or more")
+        if not 1 <= limit <= MAX_OUTPUT_CHUNK:
+            raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_OUTPUT_CHUNK}")
+        job = self.get(job_id, user)
+        path = Path(job.standard_output if stream == "stdout" else job.standard_error)
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                return handle.read(limit)
+        except FileNotFoundError:
+            return b""
+
+    # -- control --------------------------------------------------------------
+
+    def cancel(self, job_id: int, user: Principal) -> JobRecord:
+        """Cancel a pending job at once, or ask the cluster to stop a started one.
+
+        Raises:
+            NotFoundError: no such job, or not one the caller may see.
+            ConflictError: the job has already ended.
+        """
+        with self.sessions.begin() as session:
+            row = self._visible_row(session, job_id, user)
+            state = JobState(row.state)
+            repo = JobRepository(session)
+            if state is JobState.PENDING and repo.transition(
+                job_id, state, JobState.CANCELLED, utcnow(), reason="cancelled by " + user.name,
+                values={"end_time": utcnow()},
+            ):
+                return to_record(row)
+        record = self.get(job_id, user)
+        if record.state.final:
+            raise ConflictError(f"job {job_id} has already ended ({record.state})",
+                                details={"state": record.state.value})
+        self.backends[record.cluster].cancel(record)
+        return record
+
+    # -- engine side ----------------------------------------------------------
+
+    def apply_updates(self, updates: Sequence[JobUpdate]) -> None:
+        """Apply backend updates in one transaction, forward-only."""
+        if not updates:
+            return
+        now = utcnow()
+        with self.sessions.begin() as session:
+            repo = JobRepository(session)
+            for update in updates:
+                row = repo.get(update.job_id)
+                if row is None:
+                    log.warning("update for unknown job %s ignored", update.job_id)
+                    continue
+                apply_update(repo, row, update, now)
+
+    def _visible_row(self, session: Session, job_id: int, user: Principal) -> JobRow:
+        row = JobRepository(session).get(job_id)
+        if row is None or not (user.is_admin or row.user_name == user.name):
+            raise NotFoundError(f"no job {job_id}")
+        return row
+
+
+def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datetime) -> None:
+    """One update: a new state through the transition table, or new facts only."""
+    current = JobState(row.state)
+    values = {
+        key: value for key, value in {
+            "start_time": update.start_time, "end_time": update.end_time,
+            "exit_code": update.exit_code, "exit_code_signal": update.exit_code_signal,
+            "native_id": update.native_id,
+        }.items() if value is not None
+    }
+    if update.state is current:
+        for key, value in values.items():
+            setattr(row, key, value)
+        return
+    if not can_transition(current, update.state):
+        log.warning("job %s: %s -> %s refused (forward only)", row.id, current, update.state)
+        return
+    if update.state.final and "end_time" not in values:
+        values["end_time"] = now
+    repo.transition(row.id, current, update.state, now, reason=update.reason,
+                    values=values, data=update.data)

@@ -1,0 +1,185 @@
+"""Job and event repository. It flushes; the service owns the commit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
+
+from jobgate.domain.job import JobRecord
+from jobgate.domain.spec import JobSpec
+from jobgate.domain.states import JobState
+from jobgate.errors import InvalidSpecError
+from jobgate.store.tables import JobEventRow, JobRow, JobTagRow
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    states: Sequence[JobState] = ()
+    tag: str | None = None
+    user_name: str | None = None
+    cluster: str | None = None
+    partition: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    job_id: int
+    at: datetime
+    from_state: JobState | None
+    to_state: JobState
+    reason: str | None
+    data: dict[str, Any]
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"j{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id a page ended at.
+
+    Raises:
+        InvalidSpecError: the cursor was not made by `encode_cursor`.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("j"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidSpecError("cursor", cursor, "not a cursor this server gave out") from exc
+
+
+class JobRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: JobRow, tags: Sequence[str], at: datetime, reason: str | None) -> JobRow:
+        """Insert a job with its tags and its first event."""
+        row.tags = [JobTagRow(tag=tag, position=i) for i, tag in enumerate(tags)]
+        self.session.add(row)
+        self.session.flush()
+        self.add_event(row.id, at, None, JobState(row.state), reason, {})
+        return row
+
+    def get(self, job_id: int, *, for_update: bool = False) -> JobRow | None:
+        query = select(JobRow).where(JobRow.id == job_id)
+        if for_update:
+            query = query.with_for_update()
+        return self.session.scalars(query).first()
+
+    def page(self, filters: JobFilter, *, limit: int, after_id: int | None = None) -> list[JobRow]:
+        """Newest first; `after_id` continues a page that ended at that id."""
+        query = self._filtered(select(JobRow), filters)
+        if after_id is not None:
+            query = query.where(JobRow.id < after_id)
+        return list(self.session.scalars(query.order_by(JobRow.id.desc()).limit(limit)))
+
+    def _filtered(self, query: Select[tuple[JobRow]], filters: JobFilter) -> Select[tuple[JobRow]]:
+        if filters.states:
+            query = query.where(JobRow.state.in_([s.value for s in filters.states]))
+        if filters.tag is not None:
+            query = query.where(
+                JobRow.id.in_(select(JobTagRow.job_id).where(JobTagRow.tag == filters.tag))
+            )
+        if filters.user_name is not None:
+            query = query.where(JobRow.user_name == filters.user_name)
+        if filters.cluster is not None:
+            query = query.where(JobRow.cluster == filters.cluster)
+        if filters.partition is not None:
+            query = query.where(JobRow.partition == filters.partition)
+        return query
+
+    def in_states(self, cluster: str, states: Sequence[JobState], limit: int) -> list[JobRow]:
+        """Jobs of a cluster in the given states, highest priority then oldest first."""
+        query = (
+            select(JobRow)
+            .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
+            .order_by(JobRow.priority.desc(), JobRow.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
+    def transition(
+        self,
+        job_id: int,
+        expected: JobState,
+        new: JobState,
+        at: datetime,
+        *,
+        reason: str | None = None,
+        values: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move a job from `expected` to `new` and log the event, atomically.
+
+        Compare-and-set on the state: returns False, changing nothing, when the
+        job is no longer in `expected` (someone else moved it first).
+        """
+        changes = {"state": new.value, "state_reason": reason, "updated_at": at} | (values or {})
+        result = self.session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.state == expected.value)
+            .values(**changes)
+            .execution_options(synchronize_session="fetch")
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        self.add_event(job_id, at, expected, new, reason, data or {})
+        return True
+
+    def add_event(
+        self,
+        job_id: int,
+        at: datetime,
+        from_state: JobState | None,
+        to_state: JobState,
+        reason: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        self.session.add(JobEventRow(
+            job_id=job_id, at=at, from_state=from_state.value if from_state else None,
+            to_state=to_state.value, reason=reason, data=data,
+        ))
+        self.session.flush()
+
+    def events(self, job_id: int, *, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
+        query = (
+            select(JobEventRow)
+            .where(JobEventRow.job_id == job_id, JobEventRow.seq > after_seq)
+            .order_by(JobEventRow.seq)
+            .limit(limit)
+        )
+        return [
+            EventRecord(
+                seq=row.seq, job_id=row.job_id, at=row.at,
+                from_state=JobState(row.from_state) if row.from_state else None,
+                to_state=JobState(row.to_state), reason=row.reason, data=row.data,
+            )
+            for row in self.session.scalars(query)
+        ]
+
+
+def to_record(row: JobRow) -> JobRecord:
+    """The domain view of a ledger row."""
+    return JobRecord(
+        id=row.id, name=row.name, state=JobState(row.state), state_reason=row.state_reason,
+        held=row.held, user_name=row.user_name, cluster=row.cluster, partition=row.partition,
+        account=row.account, num_nodes=row.num_nodes, ntasks=row.ntasks,
+        cpus_per_task=row.cpus_per_task, memory=row.memory, memory_per_cpu=row.memory_per_cpu,
+        gpus=row.gpus, time_limit=row.time_limit, priority=row.priority,
+        tags=[t.tag for t in row.tags], comment=row.comment,
+        working_directory=row.working_directory, standard_output=row.standard_output,
+        standard_error=row.standard_error, submit_time=row.submit_time,
+        start_time=row.start_time, end_time=row.end_time, exit_code=row.exit_code,
+        exit_code_signal=row.exit_code_signal, requeue_count=row.requeue_count,
+        native_id=row.native_id, spec=JobSpec.model_validate(row.spec),
+    )

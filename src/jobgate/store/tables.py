@@ -1,0 +1,128 @@
+"""The ledger's tables. Every change of a job is one row of `job_events`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from jobgate.store.types import BigId, JsonDoc, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(16))
+    state_reason: Mapped[str | None] = mapped_column(String(256))
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_name: Mapped[str] = mapped_column(String(128))
+    cluster: Mapped[str] = mapped_column(String(64))
+    partition: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str | None] = mapped_column(String(128))
+    num_nodes: Mapped[int] = mapped_column(Integer)
+    ntasks: Mapped[int] = mapped_column(Integer)
+    cpus_per_task: Mapped[int] = mapped_column(Integer)
+    memory: Mapped[int | None] = mapped_column(Integer)
+    memory_per_cpu: Mapped[int | None] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    time_limit: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    comment: Mapped[str | None] = mapped_column(Text)
+    working_directory: Mapped[str] = mapped_column(Text)
+    standard_output: Mapped[str] = mapped_column(Text)
+    standard_error: Mapped[str] = mapped_column(Text)
+    submit_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    exit_code_signal: Mapped[int | None] = mapped_column(Integer)
+    requeue_count: Mapped[int] = mapped_column(Integer, default=0)
+    native_id: Mapped[str | None] = mapped_column(String(128))
+    spec: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+
+    tags: Mapped[list[JobTagRow]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", lazy="selectin",
+        order_by="JobTagRow.position",
+    )
+
+    __table_args__ = (
+        # The engine's queue: active jobs of a cluster, in priority then submit order.
+        Index("ix_jobs_cluster_state_priority", "cluster", "state", "priority", "id"),
+        Index("ix_jobs_state_id", "state", "id"),
+        Index("ix_jobs_user_id", "user_name", "id"),
+        Index("ix_jobs_partition_id", "partition", "id"),
+    )
+
+
+class JobTagRow(Base):
+    __tablename__ = "job_tags"
+
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    job: Mapped[JobRow] = relationship(back_populates="tags")
+
+    __table_args__ = (Index("ix_job_tags_tag_job_id", "tag", "job_id"),)
+
+
+class JobEventRow(Base):
+    __tablename__ = "job_events"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(256))
+    data: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+    __table_args__ = (Index("ix_job_events_job_id_seq", "job_id", "seq"),)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+
+    # Only a hash is kept: a leaked database does not leak working tokens.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_tokens_user_id", "user_id"),)
