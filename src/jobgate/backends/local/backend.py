@@ -47,6 +47,7 @@ class LocalBackend:
         self._tracked: set[int] = set()
         self._lock = threading.Lock()
         self._launcher: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
         self._next_probe = 0.0
 
     # -- protocol -------------------------------------------------------------
@@ -140,12 +141,17 @@ class LocalBackend:
     def close(self) -> None:
         launcher = self._launcher
         self._launcher = None
-        if launcher is not None and launcher.stdin is not None:
+        if launcher is None:
+            return
+        if launcher.stdin is not None:
             launcher.stdin.close()  # the launcher leaves; supervisors stay
-            try:
-                launcher.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                launcher.kill()
+        try:
+            launcher.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
 
     # -- helpers --------------------------------------------------------------
 
@@ -188,20 +194,22 @@ class LocalBackend:
             start_new_session=True,
         )
         assert launcher.stdout is not None
-        threading.Thread(
+        self._reader = threading.Thread(
             target=self._read_launcher, args=(launcher.stdout,), daemon=True,
             name="jobgate-local-launcher",
-        ).start()
+        )
+        self._reader.start()
         return launcher
 
     def _read_launcher(self, stream: IO[bytes]) -> None:
-        for line in stream:
-            try:
-                job_dir = Path(json.loads(line)["ended"])
-                self._ended.put(int(job_dir.name))
-            except (ValueError, KeyError):
-                continue
-            self._waker()
+        with stream:
+            for line in stream:
+                try:
+                    job_dir = Path(json.loads(line)["ended"])
+                    self._ended.put(int(job_dir.name))
+                except (ValueError, KeyError):
+                    continue
+                self._waker()
 
 
 def job_environment(job: JobRecord) -> dict[str, str]:

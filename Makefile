@@ -1,0 +1,36 @@
+# make run  - jobgate on 127.0.0.1:8000 with the local cluster and SQLite under $JOBGATE_HOME (./var)
+# make test - the whole suite (SQLite and PostgreSQL), ruff and mypy
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export JOBGATE_HOME ?= $(CURDIR)/var
+
+.PHONY: run test lint services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+run: $(VENV)/.installed
+	$(BIN)/jobgate serve
+
+services:
+	bash scripts/services.sh
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: $(VENV)/.installed-test services lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,183 @@
+"""The local backend with real processes: outcomes, verbs, limits and survival."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Harness
+
+from jobgate.backends.local import LocalBackend
+from jobgate.domain.spec import JobSpec
+from jobgate.domain.states import JobState
+from jobgate.errors import InvalidSpecError, UnsupportedError
+
+
+def test_success(harness: Harness) -> None:
+    job = harness.run(script="#!/bin/bash\necho hi\necho oops >&2\n")
+    end = harness.final(job)
+    assert end.state is JobState.COMPLETED
+    assert end.exit_code == 0 and end.exit_code_signal is None
+    assert end.start_time is not None and end.end_time is not None
+    assert Path(job.standard_output).read_text() == "hi\n"
+    assert Path(job.standard_error).read_text() == "oops\n"
+    assert {"cpu_user", "cpu_system", "max_rss_kib"} <= set(end.data)
+
+
+def test_non_zero_exit_is_failed_with_its_code(harness: Harness) -> None:
+    end = harness.final(harness.run(command="exit 3"))
+    assert (end.state, end.exit_code, end.exit_code_signal) == (JobState.FAILED, 3, None)
+
+
+def test_exit_code_above_128_is_not_mistaken_for_a_signal(harness: Harness) -> None:
+    end = harness.final(harness.run(command="exit 137"))
+    assert (end.state, end.exit_code, end.exit_code_signal) == (JobState.FAILED, 137, None)
+
+
+def test_killed_by_a_signal_records_the_signal(harness: Harness) -> None:
+    end = harness.final(harness.run(command="kill -KILL $$"))
+    assert end.state is JobState.FAILED
+    assert (end.exit_code, end.exit_code_signal) == (None, 9)
+    assert "SIGKILL" in (end.reason or "")
+
+
+def test_environment(harness: Harness, workdir: Path) -> None:
+    job = harness.run(
+        name="envjob", cpus_per_task=3, environment={"MY_VAR": "x y"},
+        command="echo $SLURM_JOB_ID $SLURM_JOB_NAME $SLURM_SUBMIT_DIR $SLURM_CPUS_PER_TASK "
+                "$JOBGATE_JOB_ID \"$MY_VAR\" $(pwd)",
+    )
+    assert harness.final(job).state is JobState.COMPLETED
+    assert Path(job.standard_output).read_text().split() == [
+        str(job.id), "envjob", str(workdir), "3", str(job.id), "x", "y", str(workdir),
+    ]
+
+
+def test_cancel_running_job(harness: Harness, workdir: Path) -> None:
+    job = harness.run(command=f"echo started > {workdir}/flag; sleep 60")
+    harness.wait_for_file(workdir / "flag")
+    harness.backend.cancel(job)
+    end = harness.final(job)
+    assert end.state is JobState.CANCELLED
+    assert end.exit_code_signal == 15
+
+
+def test_cancel_escalates_to_sigkill_after_the_grace(harness: Harness, workdir: Path) -> None:
+    job = harness.run(command=f"trap '' TERM; echo started > {workdir}/flag; sleep 60 & wait")
+    harness.wait_for_file(workdir / "flag")
+    harness.backend.cancel(job)
+    end = harness.final(job)
+    assert end.state is JobState.CANCELLED
+    assert end.exit_code_signal == 9
+
+
+def test_cancel_before_the_job_starts(harness: Harness) -> None:
+    job = harness.record(command="echo should-not-run")
+    harness.backend.cancel(job)
+    harness.backend.start(job)
+    end = harness.final(job)
+    assert end.state is JobState.CANCELLED
+    assert end.start_time is None
+    assert not Path(job.standard_output).exists()
+
+
+def test_time_limit_ends_in_timeout(harness: Harness) -> None:
+    end = harness.final(harness.run(command="sleep 60", time_limit=1))
+    assert end.state is JobState.TIMEOUT
+
+
+def test_starting_twice_runs_once(harness: Harness, workdir: Path) -> None:
+    job = harness.record(command=f"echo run >> {workdir}/runs")
+    harness.backend.start(job)
+    harness.backend.start(job)
+    assert harness.final(job).state is JobState.COMPLETED
+    time.sleep(0.3)
+    assert (workdir / "runs").read_text() == "run\n"
+
+
+def test_jobs_outlive_the_gateway_and_are_adopted(
+    harness: Harness, jobs_dir: Path, workdir: Path
+) -> None:
+    running = harness.run(command=f"echo up > {workdir}/flag; sleep 1; echo done; exit 4")
+    harness.wait_for_file(workdir / "flag")
+    harness.backend.close()  # the gateway goes away; its launcher with it
+    successor = LocalBackend(jobs_dir, kill_wait=1.0)
+    try:
+        assert successor.adopt([running]) == []  # still running: nothing to say yet
+        after = Harness(successor, workdir)
+        end = after.final(running)
+        assert (end.state, end.exit_code) == (JobState.FAILED, 4)
+        assert Path(running.standard_output).read_text() == "done\n"
+    finally:
+        successor.close()
+
+
+def test_adopt_reports_jobs_that_ended_while_nobody_watched(
+    harness: Harness, jobs_dir: Path
+) -> None:
+    job = harness.run(command="exit 0")
+    while not (jobs_dir / str(job.id) / "exit.json").exists():
+        time.sleep(0.02)
+    harness.backend.close()
+    successor = LocalBackend(jobs_dir)
+    try:
+        [end] = successor.adopt([job])
+        assert end.state is JobState.COMPLETED
+    finally:
+        successor.close()
+
+
+def test_adopt_launches_a_claimed_job_that_never_started(harness: Harness) -> None:
+    job = harness.record(command="echo late")
+    assert harness.backend.adopt([job]) == []
+    assert harness.final(job).state is JobState.COMPLETED
+    assert Path(job.standard_output).read_text() == "late\n"
+
+
+def test_a_supervisor_that_vanished_leaves_the_job_unknown(
+    harness: Harness, jobs_dir: Path
+) -> None:
+    job = harness.record(command="true")
+    job_dir = jobs_dir / str(job.id)
+    job_dir.mkdir(parents=True)
+    (job_dir / "started.json").write_text(json.dumps({"pid": 1, "start_ticks": 0}))
+    [end] = harness.backend.adopt([job])
+    assert end.state is JobState.UNKNOWN
+
+
+def test_a_missing_working_directory_fails_the_launch(harness: Harness, workdir: Path) -> None:
+    job = harness.record(command="true").model_copy(
+        update={"working_directory": str(workdir / "gone")}
+    )
+    harness.backend.start(job)
+    end = harness.final(job)
+    assert end.state is JobState.FAILED
+    assert "launch failed" in (end.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"array": "0-3"}, UnsupportedError),
+        ({"dependencies": "afterok:1"}, UnsupportedError),
+        ({"gpus": 1}, UnsupportedError),
+        ({"hold": True}, UnsupportedError),
+        ({"begin": "2030-01-01T00:00:00"}, UnsupportedError),
+        ({"nodes": 2}, InvalidSpecError),
+        ({"working_directory": "/no/such/dir"}, InvalidSpecError),
+    ],
+)
+def test_check_refuses_what_it_cannot_do(
+    backend: LocalBackend, fields: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        backend.check(JobSpec.parse({"command": "true", **fields}))
+
+
+def test_check_accepts_what_it_can_do(backend: LocalBackend, workdir: Path) -> None:
+    backend.check(JobSpec.parse({
+        "command": "true", "gpus": 0, "nodes": 1, "time_limit": 60, "memory": "1G",
+        "working_directory": str(workdir), "tags": ["a"], "priority": 3,
+    }))
