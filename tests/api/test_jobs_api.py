@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from conftest import Api
+from api_client import Api
 
 from jobgate.config import Settings
 

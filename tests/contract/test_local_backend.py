@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Harness
+from backend_harness import Harness
 
 from jobgate.backends.local import LocalBackend
 from jobgate.domain.spec import JobSpec
