@@ -36,6 +36,9 @@ class Engine:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Updates taken from a backend but not yet committed: kept for the next
+        # round should the store fail, since backends report each change once.
+        self._backlog: list[JobUpdate] = []
         for backend in backends.values():
             backend.set_waker(self.wake)
 
@@ -55,14 +58,17 @@ class Engine:
             backend.close()
 
     def _run(self) -> None:
-        self._adopt()
+        adopted = False
         while not self._stop.is_set():
+            try:
+                if not adopted:
+                    self._adopt()
+                    adopted = True
+                self.run_once()
+            except Exception:  # keep the engine alive; the next round retries
+                log.exception("engine round failed")
             self._wake.wait(self.interval)
             self._wake.clear()
-            try:
-                self.run_once()
-            except Exception:  # keep the engine alive; the ledger is unchanged
-                log.exception("engine round failed")
 
     def _adopt(self) -> None:
         for cluster, backend in self.backends.items():
@@ -76,14 +82,16 @@ class Engine:
     def run_once(self) -> None:
         """One round: launch what is pending, then apply what changed."""
         for cluster, backend in self.backends.items():
-            updates: list[JobUpdate] = []
             for job in self._claim(cluster):
                 try:
-                    updates.append(backend.start(job))
+                    self._backlog.append(backend.start(job))
                 except JobgateError as exc:
-                    updates.append(JobUpdate(job.id, JobState.FAILED, reason=exc.message[:256]))
-            updates.extend(backend.poll())
-            self.service.apply_updates(updates)
+                    self._backlog.append(
+                        JobUpdate(job.id, JobState.FAILED, reason=exc.message[:256])
+                    )
+            self._backlog.extend(backend.poll())
+        self.service.apply_updates(self._backlog)
+        self._backlog = []
 
     def _claim(self, cluster: str) -> list[JobRecord]:
         now = utcnow()
