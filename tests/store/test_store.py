@@ -17,6 +17,7 @@ from jobgate.errors import InvalidSpecError
 from jobgate.store import make_engine, make_session_factory, migrate
 from jobgate.store.db import alembic_config
 from jobgate.store.jobs import JobFilter, JobRepository, decode_cursor, encode_cursor, to_record
+from jobgate.store.leases import LeaseRepository
 from jobgate.store.tables import Base, JobRow, TokenRow
 from jobgate.store.users import UserRepository
 
@@ -163,3 +164,24 @@ def test_tokens_are_stored_hashed(sessions: sessionmaker[Session]) -> None:
         assert users.by_token("wrong") is None
         assert users.count() == 1
         assert all("s3cret" not in t.token_hash for t in session.query(TokenRow))
+
+
+def test_lease_has_one_holder_until_it_expires(sessions: sessionmaker[Session]) -> None:
+    ttl = timedelta(seconds=10)
+
+    def acquire(owner: str, at: datetime, dead: bool = False) -> bool:
+        with sessions.begin() as session:
+            return LeaseRepository(session).acquire(
+                "engine", owner, at, ttl, holder_is_dead=lambda _o: dead
+            )
+
+    assert acquire("a", T0)
+    assert not acquire("b", T0 + timedelta(seconds=5))
+    assert acquire("a", T0 + timedelta(seconds=5))  # renewal moves the expiry
+    assert not acquire("b", T0 + timedelta(seconds=12))
+    assert acquire("b", T0 + timedelta(seconds=16))  # expired: taken over
+    assert acquire("c", T0 + timedelta(seconds=17), dead=True)  # holder known gone
+    with sessions.begin() as session:
+        LeaseRepository(session).release("engine", "b")  # not b's any more: no-op
+        LeaseRepository(session).release("engine", "c")
+    assert acquire("d", T0 + timedelta(seconds=18))

@@ -5,13 +5,23 @@ One thread per process. Each round claims pending jobs in one transaction
 launches them, then applies every update the backends have in one more
 transaction. A claim is committed before the launch: after a crash between the
 two, `adopt` finds a RUNNING job that never started and launches it then.
+
+Only the holder of the store's engine lease runs rounds: a second gateway on the
+same store serves the API but leaves the jobs to the first, until its lease
+expires or (on the same host) its process is seen gone.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import psutil
 
 from jobgate.backends.base import Backend
 from jobgate.domain.job import JobRecord, JobUpdate
@@ -19,10 +29,13 @@ from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.service.jobs import JobService, utcnow
 from jobgate.store.jobs import JobRepository, to_record
+from jobgate.store.leases import LeaseRepository
 
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 200
+LEASE = "engine"
+LEASE_TTL = timedelta(seconds=15)
 STARTED_STATES = (JobState.RUNNING, JobState.SUSPENDED, JobState.COMPLETING)
 
 
@@ -39,6 +52,9 @@ class Engine:
         # Updates taken from a backend but not yet committed: kept for the next
         # round should the store fail, since backends report each change once.
         self._backlog: list[JobUpdate] = []
+        # The nonce tells apart two engines of one process (tests, embedding).
+        self.owner = f"{process_identity(os.getpid())}:{uuid.uuid4().hex[:8]}"
+        self._lease_until: datetime | None = None
         for backend in backends.values():
             backend.set_waker(self.wake)
 
@@ -61,14 +77,41 @@ class Engine:
         adopted = False
         while not self._stop.is_set():
             try:
-                if not adopted:
-                    self._adopt()
-                    adopted = True
-                self.run_once()
+                if self.hold_lease():
+                    if not adopted:
+                        self._adopt()
+                        adopted = True
+                    self.run_once()
+                else:
+                    adopted = False  # whoever holds it now owns the active jobs
             except Exception:  # keep the engine alive; the next round retries
                 log.exception("engine round failed")
             self._wake.wait(self.interval)
             self._wake.clear()
+        self._release_lease()
+
+    def hold_lease(self) -> bool:
+        """Take or renew the engine lease; renewing only when half of it is used."""
+        now = utcnow()
+        if self._lease_until is not None and now < self._lease_until - LEASE_TTL / 2:
+            return True
+        with self.service.sessions.begin() as session:
+            held = LeaseRepository(session).acquire(
+                LEASE, self.owner, now, LEASE_TTL, holder_is_dead=process_is_gone
+            )
+        if not held and self._lease_until is not None:
+            log.warning("engine lease lost to another process; standing by")
+        self._lease_until = now + LEASE_TTL if held else None
+        return held
+
+    def _release_lease(self) -> None:
+        if self._lease_until is None:
+            return
+        try:
+            with self.service.sessions.begin() as session:
+                LeaseRepository(session).release(LEASE, self.owner)
+        except Exception:  # the lease simply expires
+            log.exception("could not release the engine lease")
 
     def _adopt(self) -> None:
         for cluster, backend in self.backends.items():
@@ -105,3 +148,20 @@ class Engine:
                                    values={"start_time": now}):
                     claimed.append(to_record(row))
         return claimed
+
+
+def process_identity(pid: int) -> str:
+    """host:pid:start-time, unique across pid reuse."""
+    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
+
+
+def process_is_gone(identity: str) -> bool:
+    """Whether an identity (host:pid:start[:nonce]) names a process of this host
+    that no longer runs."""
+    host, pid, started, *_ = [*identity.split(":"), "", ""]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's process: only its lease's expiry tells
+    try:
+        return process_identity(int(pid)) != f"{host}:{pid}:{started}"
+    except psutil.NoSuchProcess:
+        return True
