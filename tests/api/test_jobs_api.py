@@ -174,3 +174,21 @@ def test_openapi_is_served(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()
     assert "/v1/jobs" in spec["paths"]
     assert api.client.get("/docs").status_code == 200
+
+
+def test_oversized_bodies_are_refused(api: Api) -> None:
+    huge = "x" * (9 * 1024 * 1024)
+    answer = api.post("/v1/jobs", json={"script": huge})
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "too_large"
+    big_script = "#!/bin/bash\n" + "#" * (1024 * 1024 + 1)
+    answer = api.post("/v1/jobs", json={"script": big_script})
+    assert answer.status_code == 422
+    assert answer.json()["details"][0]["field"] == "script"
+
+
+def test_oversized_streamed_bodies_are_refused(api: Api) -> None:
+    chunks = (b"x" * (1024 * 1024) for _ in range(9))  # no Content-Length: counted
+    answer = api.client.post("/v1/jobs", content=chunks,
+                             headers={**api.headers, "Content-Type": "application/json"})
+    assert answer.status_code == 413

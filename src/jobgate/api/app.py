@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from jobgate import __version__
 from jobgate.api.errors import install_error_handlers
+from jobgate.api.limits import BodySizeLimit
 from jobgate.api.routes import health, jobs
 from jobgate.config import Settings
 from jobgate.service.gateway import Gateway
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A job gateway for compute clusters.",
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
     app.include_router(jobs.router)
     return app

@@ -72,6 +72,13 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
                         headers=getattr(exc, "headers", None))
 
 
+def too_large_response(max_bytes: int) -> JSONResponse:
+    return JSONResponse(
+        error_body("too_large", f"request body larger than {max_bytes} bytes"),
+        status_code=413,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobgateError, _jobgate_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
