@@ -192,3 +192,18 @@ def test_oversized_streamed_bodies_are_refused(api: Api) -> None:
     answer = api.client.post("/v1/jobs", content=chunks,
                              headers={**api.headers, "Content-Type": "application/json"})
     assert answer.status_code == 413
+
+
+def test_a_wrong_path_is_not_a_missing_job(api: Api) -> None:
+    answer = api.get("/v2/jobs")
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "no_route"
+    assert "/v2/jobs" in answer.json()["message"]
+
+
+def test_start_time_once_reported_does_not_change(api: Api) -> None:
+    job = api.submit(command="true")
+    done = api.wait_final(job["id"])
+    running = [e for e in api.get(f"/v1/jobs/{job['id']}/events").json()["events"]
+               if e["to_state"] == "RUNNING"]
+    assert done["start_time"] == running[0]["at"]

@@ -65,10 +65,15 @@ async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid", message, details), status_code=422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+    if exc.status_code == 404:
+        # Not a missing job: a wrong path, as a client with a bad base URL sends.
+        code, message = "no_route", f"no such route: {request.method} {request.url.path}"
+    else:
+        code = {405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+    return JSONResponse(error_body(code, message), status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
 
 

@@ -222,6 +222,10 @@ def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datet
             "native_id": update.native_id,
         }.items() if value is not None
     }
+    if row.start_time is not None:
+        # The start reported first (the allocation) stands; later reports of the
+        # same run only refine what was unknown.
+        values.pop("start_time", None)
     if update.state is current:
         for key, value in values.items():
             setattr(row, key, value)

@@ -1,0 +1,1 @@
+"""The `jobgate` command line: typer commands built on the SDK in `jobgate.client`."""

@@ -1,0 +1,186 @@
+"""The job commands: submit, ls, show, cancel, logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jobgate.cli.common import connect, console, fail, print_json
+from jobgate.cli.render import job_details, jobs_table
+from jobgate.client import Client
+from jobgate.client.client import Stream
+from jobgate.domain.parsing import parse_sbatch_directives
+from jobgate.errors import JobgateError
+
+DEFAULT_LS_LIMIT = 100
+FOLLOW_POLL = 0.25
+FOLLOW_MAX_POLL = 2.0
+
+
+def submit(
+    ctx: typer.Context,
+    script: Annotated[
+        str, typer.Argument(metavar="SCRIPT", help="Batch script file; - reads it from stdin.")
+    ],
+    name: Annotated[str | None, typer.Option("-J", "--job-name", help="Job name.")] = None,
+    partition: Annotated[str | None, typer.Option("-p", "--partition")] = None,
+    account: Annotated[str | None, typer.Option("-A", "--account")] = None,
+    cluster: Annotated[str | None, typer.Option("-M", "--cluster")] = None,
+    nodes: Annotated[int | None, typer.Option("-N", "--nodes", min=1)] = None,
+    ntasks: Annotated[int | None, typer.Option("-n", "--ntasks", min=1)] = None,
+    cpus_per_task: Annotated[int | None, typer.Option("-c", "--cpus-per-task", min=1)] = None,
+    mem: Annotated[str | None, typer.Option("--mem", help="Memory per node: 4G, 500M, ...")] = None,
+    time_limit: Annotated[
+        str | None, typer.Option("-t", "--time", help="Time limit: 1:00:00, 2-00:00:00, ...")
+    ] = None,
+    tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeatable.")] = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="stdout file")] = None,
+    error: Annotated[str | None, typer.Option("-e", "--error", help="stderr file")] = None,
+    chdir: Annotated[
+        str | None, typer.Option("-D", "--chdir", help="Working directory (default: here)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+) -> None:
+    """Submit a batch script, as sbatch does.
+
+    The script's #SBATCH lines fill what no option sets; the job runs in the
+    current directory unless -D (or #SBATCH -D) says otherwise.
+    """
+    text = _read_script(script)
+    fields: dict[str, Any] = {
+        "name": name, "partition": partition, "account": account, "cluster": cluster,
+        "nodes": nodes, "ntasks": ntasks, "cpus_per_task": cpus_per_task, "memory": mem,
+        "time_limit": time_limit, "tags": tags or None, "stdout": output, "stderr": error,
+        "working_directory": _working_directory(text, chdir),
+    }
+    with connect(ctx) as client:
+        job = client.submit(text, **fields)
+    if as_json:
+        print_json(job.to_dict())
+    else:
+        typer.echo(f"Submitted batch job {job.id}")
+
+
+def _read_script(script: str) -> str:
+    if script == "-":
+        return sys.stdin.read()
+    try:
+        return Path(script).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read script {script}: {getattr(exc, 'strerror', None) or exc}")
+
+
+def _working_directory(script: str, chdir: str | None) -> str:
+    """Where the job runs, made absolute here, where relative paths mean something:
+    -D, else the script's own `#SBATCH -D`, else the current directory."""
+    if chdir is None:
+        try:
+            chdir = parse_sbatch_directives(script).get("working_directory")
+        except JobgateError:
+            chdir = None  # the gateway will name the bad directive
+    return os.path.abspath(os.path.expanduser(chdir or os.curdir))
+
+
+def ls(
+    ctx: typer.Context,
+    states: Annotated[
+        list[str] | None, typer.Option("--state", "-t", help="Only this state; repeatable.")
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only jobs with this tag.")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u")] = None,
+    partition: Annotated[str | None, typer.Option("--partition", "-p")] = None,
+    cluster: Annotated[str | None, typer.Option("--cluster", "-M")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help=f"At most this many (default: {DEFAULT_LS_LIMIT})"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List jobs, newest first."""
+    wanted = limit or DEFAULT_LS_LIMIT
+    with connect(ctx) as client:
+        jobs = client.list(
+            state=[s.upper() for s in states or ()], tag=tag, user=user,
+            cluster=cluster, partition=partition, limit=wanted + 1,
+        )
+    more, jobs = len(jobs) > wanted, jobs[:wanted]
+    if as_json:
+        print_json([job.to_dict() for job in jobs])
+    else:
+        console().print(jobs_table(jobs))
+    if more and limit is None:
+        typer.echo(f"(the newest {wanted} shown; use --limit for more)", err=True)
+
+
+def show(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+) -> None:
+    """Show every field of one job."""
+    with connect(ctx) as client:
+        job = client.get(job_id)
+    if as_json:
+        print_json(job.to_dict())
+    else:
+        console().print(job_details(job))
+
+
+def cancel(ctx: typer.Context, job_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Cancel a job: a pending one at once, a running one is signalled."""
+    with connect(ctx) as client:
+        job = client.cancel(job_id)
+    if job.state.final:
+        typer.echo(f"Cancelled job {job.id}")
+    else:
+        typer.echo(f"Cancelling job {job.id} ({job.state.value})")
+
+
+def logs(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    stderr: Annotated[bool, typer.Option("--stderr", help="Standard error, not output.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job has ended.")
+    ] = False,
+) -> None:
+    """Print a job's output (or its standard error)."""
+    stream: Stream = "stderr" if stderr else "stdout"
+    with connect(ctx) as client:
+        if not follow:
+            _drain(client, job_id, stream, 0)
+            return
+        try:
+            _follow(client, job_id, stream)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None  # Ctrl-C is how one stops following
+
+
+def _drain(client: Client, job_id: int, stream: Stream, offset: int) -> int:
+    """Copy the stream from `offset` to its current end onto stdout; the new offset."""
+    out = sys.stdout.buffer
+    while True:
+        data, offset = client.read_output(job_id, stream, offset=offset)
+        if not data:
+            return offset
+        out.write(data)
+        out.flush()
+
+
+def _follow(client: Client, job_id: int, stream: Stream) -> None:
+    offset, delay = 0, FOLLOW_POLL
+    while True:
+        # Look at the state before draining: output written before the job ended
+        # is then sure to be read by the drain that follows.
+        final = client.get(job_id).done
+        new_offset = _drain(client, job_id, stream, offset)
+        if final:
+            return
+        delay = FOLLOW_POLL if new_offset != offset else min(delay * 1.5, FOLLOW_MAX_POLL)
+        offset = new_offset
+        time.sleep(delay)

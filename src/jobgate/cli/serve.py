@@ -1,0 +1,46 @@
+"""`jobgate serve`: run the gateway (API and engine) in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jobgate.cli.common import fail
+
+
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535)] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="State directory (default: $JOBGATE_HOME or ./var)"),
+    ] = None,
+) -> None:
+    """Run the gateway; on first start it writes the admin token to HOME/admin.token."""
+    # The server side is imported here only: the other commands are clients and
+    # must not pay for (or depend on) FastAPI and SQLAlchemy.
+    import uvicorn
+    from pydantic import ValidationError
+
+    from jobgate.api.app import create_app
+    from jobgate.config import Settings
+
+    overrides: dict[str, Any] = {
+        key: value for key, value in {"host": host, "port": port, "home": home}.items()
+        if value is not None
+    }
+    try:
+        settings = Settings.load(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        fail(f"invalid settings: {problems}")
+    except (OSError, ValueError) as exc:  # an unreadable or malformed jobgate.toml
+        fail(f"cannot load settings: {exc}")
+    typer.echo(f"jobgate: home {settings.resolved_home}, admin token in "
+               f"{settings.admin_token_path}", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")

@@ -1,0 +1,107 @@
+"""The server's error answers, turned back into jobgate's exceptions.
+
+The API answers every error as ``{"error": code, "message": text, "details": ...}``;
+the ``code`` names the exception class, the HTTP status is only the fallback.
+The client adds two errors of its own: the gateway cannot be reached, and a
+wait ran out of time. Both also derive from the matching built-in exception, so
+``except ConnectionError`` and ``except TimeoutError`` catch them too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from jobgate.errors import (
+    AuthenticationError,
+    BackendError,
+    ConflictError,
+    InvalidSpecError,
+    JobgateError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedError,
+)
+
+__all__ = ["UnreachableError", "WaitTimeout", "error_from_response"]
+
+
+class UnreachableError(JobgateError, ConnectionError):
+    """The gateway did not answer: refused, unknown host, timed out, broken link."""
+
+    code = "unreachable"
+    transient = True
+
+
+class WaitTimeout(JobgateError, TimeoutError):
+    """A job did not reach a final state within the time given to wait."""
+
+    code = "timeout"
+    transient = True
+
+
+_KNOWN: tuple[type[JobgateError], ...] = (
+    InvalidSpecError,
+    UnsupportedError,
+    NotFoundError,
+    ConflictError,
+    AuthenticationError,
+    PermissionDeniedError,
+    BackendError,
+)
+_BY_CODE: dict[str, type[JobgateError]] = {cls.code: cls for cls in _KNOWN}
+_BY_STATUS: dict[int, type[JobgateError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: InvalidSpecError,
+}
+
+
+def error_from_response(response: httpx.Response) -> JobgateError:
+    """The exception an error answer stands for, carrying the server's message.
+
+    An answer that is not jobgate's JSON (a proxy's page, a crash) still gives an
+    error of the class its status suggests, with a message naming the URL.
+    """
+    code, message, details = _parse_body(response)
+    status = response.status_code
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status)
+    if cls is None:
+        cls = BackendError if status >= 500 else JobgateError
+    if message is None:
+        reason = response.reason_phrase or "error"
+        message = f"{status} {reason} from {response.request.url}"
+    return _build(cls, message, details)
+
+
+def _parse_body(response: httpx.Response) -> tuple[str | None, str | None, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None, None
+    if not isinstance(body, dict):
+        return None, None, None
+    code = body.get("error")
+    message = body.get("message")
+    return (
+        code if isinstance(code, str) else None,
+        message if isinstance(message, str) and message else None,
+        body.get("details"),
+    )
+
+
+def _build(cls: type[JobgateError], message: str, details: Any) -> JobgateError:
+    # Subclasses such as InvalidSpecError compose their message from parts; here the
+    # server already composed it, so bypass their constructors and keep it verbatim.
+    exc = cls.__new__(cls)
+    JobgateError.__init__(exc, message, details=details)
+    if isinstance(exc, InvalidSpecError):
+        first = details[0] if isinstance(details, list) and details else {}
+        first = first if isinstance(first, dict) else {}
+        exc.field = str(first.get("field", ""))
+        exc.value = first.get("value")
+        exc.reason = str(first.get("reason", message))
+    return exc
