@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from jobgate import Client, JobState
-from server_process import Run
+from server_process import LiveServer, Run
 
 WAIT = 60
 
@@ -153,3 +154,12 @@ def test_errors_are_one_line_and_exit_1(jobgate_cli: Run, tmp_path: Path) -> Non
     unreachable = "http://127.0.0.1:9"
     assert_one_error_line(jobgate_cli("--url", unreachable, "ls"),
                           f"cannot reach jobgate at {unreachable}")
+
+
+def test_no_token_anywhere_says_where_it_looked(server: LiveServer, tmp_path: Path) -> None:
+    env = {k: v for k, v in server.env().items() if k != "JOBGATE_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "jobgate", "ls"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert_one_error_line(result, f"no {tmp_path / 'var' / 'admin.token'}")

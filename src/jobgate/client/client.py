@@ -16,7 +16,7 @@ from jobgate.client.errors import UnreachableError, error_from_response
 from jobgate.client.job import Job
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
-from jobgate.errors import JobgateError
+from jobgate.errors import AuthenticationError, JobgateError
 
 __all__ = ["DEFAULT_URL", "Client", "default_token"]
 
@@ -27,12 +27,17 @@ DEFAULT_PAGE = 100
 Stream = Literal["stdout", "stderr"]
 
 
+def default_token_path() -> Path:
+    """The admin token file of `$JOBGATE_HOME` (default ./var)."""
+    return Path(os.environ.get("JOBGATE_HOME") or "var").expanduser().resolve() / "admin.token"
+
+
 def default_token() -> str | None:
     """`$JOBGATE_TOKEN`, else the admin token file of `$JOBGATE_HOME` (default ./var)."""
     token = os.environ.get("JOBGATE_TOKEN")
     if token:
         return token.strip()
-    path = Path(os.environ.get("JOBGATE_HOME") or "var").expanduser() / "admin.token"
+    path = default_token_path()
     try:
         return path.read_text(encoding="utf-8").strip() or None
     except OSError:
@@ -63,6 +68,7 @@ class Client:
         headers = {"Accept": "application/json", "User-Agent": "jobgate-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self._has_token = bool(token)
         self._http = httpx.Client(
             base_url=self.url, headers=headers, transport=transport, timeout=timeout,
         )
@@ -295,7 +301,15 @@ class Client:
         except httpx.TransportError as exc:
             raise UnreachableError(f"cannot reach jobgate at {self.url}: {exc}") from exc
         if response.is_error:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            if isinstance(error, AuthenticationError) and not self._has_token:
+                # Say where we looked: the usual cause is a JOBGATE_HOME elsewhere.
+                error.message = (
+                    f"{error.message}; no token found: pass --token, set JOBGATE_TOKEN, "
+                    f"or point JOBGATE_HOME at the gateway's home (no {default_token_path()})"
+                )
+                error.args = (error.message,)
+            raise error
         return response
 
 
