@@ -1,28 +1,14 @@
-"""Fixtures of the CLI tests: one real gateway, and `jobgate` run as a real process."""
+"""Fixtures of the CLI tests: `jobgate` run as a real process against the live server."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from jobgate import Client
-from server_process import LiveServer, Run, live_server
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("cli-server")) as running:
-        yield running
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[Client]:
-    with Client(server.url, server.token) as c:
-        yield c
+from server_process import LiveServer, Run
 
 
 @pytest.fixture

@@ -1,26 +1,10 @@
-"""Fixtures of the SDK tests: one real gateway for the session, a client per test."""
+"""Fixtures of the SDK tests (the live server and client come from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-
-from jobgate import Client
-from server_process import LiveServer, live_server
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("sdk-server")) as running:
-        yield running
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[Client]:
-    with Client(server.url, server.token) as c:
-        yield c
 
 
 @pytest.fixture
