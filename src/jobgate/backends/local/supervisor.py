@@ -39,12 +39,16 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = False) -> None:
+    """Readers see the old file or the new one, never half of one. `durable` also
+    survives a power cut, which only the exit status needs: anything else a
+    restart can redo or reports as lost."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as handle:
         json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
@@ -123,7 +127,7 @@ class Supervisor:
     def _finish(self, start: str, pid: int | None, outcome: dict[str, Any]) -> None:
         write_json_atomic(self.job_dir / "exit.json", {
             "start_time": start, "end_time": now_iso(), "pid": pid, **outcome,
-        })
+        }, durable=True)
 
     def _on_term(self, _signum: int, _frame: Any) -> None:
         self.cancelled = True
