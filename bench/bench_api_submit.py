@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from server_process import ServerProcess  # noqa: E402
+from server_process import ServerProcess
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def record(job_id: int, workdir: Path) -> JobRecord:
 
 
 def local_backend(n: int, root: Path) -> float:
-    backend = LocalBackend(root / "jobs")
+    backend = LocalBackend(root)
     jobs = [record(i, root) for i in range(1, n + 1)]
     start = time.perf_counter()
     for job in jobs:

@@ -56,10 +56,10 @@ class Harness:
             time.sleep(0.05)
         raise AssertionError(f"job {job.id} did not end within {timeout}s")
 
-    def wait_for_file(self, path: Path, timeout: float = 15.0) -> str:
+    def wait_for_file(self, path: Path, timeout: float = 15.0, allow_empty: bool = False) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if path.exists() and path.read_text():
+            if path.exists() and (allow_empty or path.read_text()):
                 return path.read_text()
             time.sleep(0.02)
         raise AssertionError(f"{path} was not written")

@@ -12,8 +12,8 @@ from jobgate.backends.local import LocalBackend
 
 
 @pytest.fixture
-def jobs_dir(tmp_path: Path) -> Path:
-    return tmp_path / "jobs"
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
 
 
 @pytest.fixture
@@ -24,8 +24,8 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def backend(jobs_dir: Path) -> Iterator[LocalBackend]:
-    backend = LocalBackend(jobs_dir, kill_wait=1.0)
+def backend(home: Path) -> Iterator[LocalBackend]:
+    backend = LocalBackend(home, kill_wait=1.0)
     yield backend
     backend.close()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from backend_harness import Harness
 from jobgate.backends.local import LocalBackend
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
-from jobgate.errors import InvalidSpecError, UnsupportedError
+from jobgate.errors import ConflictError, InvalidSpecError, UnsupportedError
 
 
 def test_success(harness: Harness) -> None:
@@ -98,12 +100,12 @@ def test_starting_twice_runs_once(harness: Harness, workdir: Path) -> None:
 
 
 def test_jobs_outlive_the_gateway_and_are_adopted(
-    harness: Harness, jobs_dir: Path, workdir: Path
+    harness: Harness, home: Path, workdir: Path
 ) -> None:
     running = harness.run(command=f"echo up > {workdir}/flag; sleep 1; echo done; exit 4")
     harness.wait_for_file(workdir / "flag")
     harness.backend.close()  # the gateway goes away; its launcher with it
-    successor = LocalBackend(jobs_dir, kill_wait=1.0)
+    successor = LocalBackend(home, kill_wait=1.0)
     try:
         assert successor.adopt([running]) == []  # still running: nothing to say yet
         after = Harness(successor, workdir)
@@ -115,13 +117,13 @@ def test_jobs_outlive_the_gateway_and_are_adopted(
 
 
 def test_adopt_reports_jobs_that_ended_while_nobody_watched(
-    harness: Harness, jobs_dir: Path
+    harness: Harness, home: Path
 ) -> None:
     job = harness.run(command="exit 0")
-    while not (jobs_dir / str(job.id) / "exit.json").exists():
+    while not (home / "runs" / f"{job.id}.0" / "exit.json").exists():
         time.sleep(0.02)
     harness.backend.close()
-    successor = LocalBackend(jobs_dir)
+    successor = LocalBackend(home)
     try:
         [end] = successor.adopt([job])
         assert end.state is JobState.COMPLETED
@@ -137,10 +139,10 @@ def test_adopt_launches_a_claimed_job_that_never_started(harness: Harness) -> No
 
 
 def test_a_supervisor_that_vanished_leaves_the_job_unknown(
-    harness: Harness, jobs_dir: Path
+    harness: Harness, home: Path
 ) -> None:
     job = harness.record(command="true")
-    job_dir = jobs_dir / str(job.id)
+    job_dir = home / "runs" / f"{job.id}.0"
     job_dir.mkdir(parents=True)
     (job_dir / "started.json").write_text(json.dumps({"pid": 1, "start_ticks": 0}))
     [end] = harness.backend.adopt([job])
@@ -163,7 +165,6 @@ def test_a_missing_working_directory_fails_the_launch(harness: Harness, workdir:
         ({"array": "0-3"}, UnsupportedError),
         ({"dependencies": "afterok:1"}, UnsupportedError),
         ({"gpus": 1}, UnsupportedError),
-        ({"hold": True}, UnsupportedError),
         ({"begin": "2030-01-01T00:00:00"}, UnsupportedError),
         ({"nodes": 2}, InvalidSpecError),
         ({"working_directory": "/no/such/dir"}, InvalidSpecError),
@@ -181,3 +182,76 @@ def test_check_accepts_what_it_can_do(backend: LocalBackend, workdir: Path) -> N
         "command": "true", "gpus": 0, "nodes": 1, "time_limit": 60, "memory": "1G",
         "working_directory": str(workdir), "tags": ["a"], "priority": 3,
     }))
+
+
+def count_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_suspend_stops_the_job_and_its_clock(harness: Harness, workdir: Path) -> None:
+    ticks = workdir / "ticks"
+    # About 1 s of work; a 2 s limit; suspended for 2 s in the middle.
+    job = harness.run(command=f"for i in $(seq 10); do echo $i >> {ticks}; sleep 0.1; done",
+                      time_limit=2)
+    harness.wait_for_file(ticks)
+    harness.backend.suspend(job)
+    time.sleep(0.3)  # let a running `sleep 0.1` finish; then nothing may move
+    frozen = count_lines(ticks)
+    time.sleep(1.7)
+    assert count_lines(ticks) == frozen
+    harness.backend.resume(job)
+    end = harness.final(job)
+    assert end.state is JobState.COMPLETED  # suspended time did not count
+    assert count_lines(ticks) == 10
+    assert end.data["suspended_seconds"] >= 1.5
+
+
+def test_cancel_a_suspended_job(harness: Harness, workdir: Path) -> None:
+    job = harness.run(command=f"touch {workdir}/flag; sleep 60")
+    harness.wait_for_file(workdir / "flag", allow_empty=True)
+    harness.backend.suspend(job)
+    harness.backend.cancel(job)
+    assert harness.final(job).state is JobState.CANCELLED
+
+
+def test_send_signal_reaches_the_job(harness: Harness, workdir: Path) -> None:
+    job = harness.run(
+        command=f"trap 'echo got USR1; exit 0' USR1; touch {workdir}/flag; "
+                "while true; do sleep 0.05; done"
+    )
+    harness.wait_for_file(workdir / "flag", allow_empty=True)
+    harness.backend.send_signal(job, signal.SIGUSR1)
+    assert harness.final(job).state is JobState.COMPLETED
+    assert Path(job.standard_output).read_text() == "got USR1\n"
+
+
+def test_notify_appends_to_stdout(harness: Harness, workdir: Path) -> None:
+    job = harness.run(command=f"echo first; touch {workdir}/flag; sleep 0.5")
+    harness.wait_for_file(workdir / "flag", allow_empty=True)
+    harness.backend.notify(job, "hello from the operator")
+    harness.final(job)
+    assert Path(job.standard_output).read_text() == "first\nhello from the operator\n"
+
+
+def test_a_new_time_limit_applies_to_a_running_job(harness: Harness, workdir: Path) -> None:
+    job = harness.run(command=f"touch {workdir}/flag; sleep 60")
+    harness.wait_for_file(workdir / "flag", allow_empty=True)
+    harness.backend.set_time_limit(job, 1)
+    assert harness.final(job).state is JobState.TIMEOUT
+
+
+def test_memory_beyond_the_limit_is_out_of_memory(harness: Harness) -> None:
+    grab = f"{sys.executable} -c 'import time; x = bytearray(300 << 20); time.sleep(30)'"
+    end = harness.final(harness.run(command=grab, memory=64))
+    assert end.state is JobState.OUT_OF_MEMORY
+    assert end.data["max_rss_kib"] > 64 * 1024
+
+
+def test_verbs_on_a_job_that_is_gone_conflict(harness: Harness) -> None:
+    job = harness.run(command="true")
+    harness.final(job)
+    for verb in (harness.backend.suspend, harness.backend.resume):
+        with pytest.raises(ConflictError):
+            verb(job)
+    with pytest.raises(ConflictError):
+        harness.backend.send_signal(job, signal.SIGUSR1)

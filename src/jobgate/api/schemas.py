@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from jobgate.domain.job import JobRecord
 from jobgate.domain.states import JobState
@@ -77,3 +77,19 @@ class EventList(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class HoldRequest(BaseModel):
+    mode: Literal["user", "admin"] = "user"
+
+
+class RequeueRequest(BaseModel):
+    hold: bool = False
+
+
+class SignalRequest(BaseModel):
+    signal: str | int = Field(description="A name (USR1, SIGUSR1) or a number")
+
+
+class NotifyRequest(BaseModel):
+    message: str

@@ -20,5 +20,5 @@ def make_backend(name: str, config: ClusterConfig, settings: Settings) -> Backen
     if config.backend == "local":
         from jobgate.backends.local import LocalBackend
 
-        return LocalBackend(settings.jobs_dir, kill_wait=settings.kill_wait, cluster=name)
+        return LocalBackend(settings.resolved_home, kill_wait=settings.kill_wait, cluster=name)
     raise UnsupportedError(f"cluster {name!r}: backend {config.backend!r} is not available yet")

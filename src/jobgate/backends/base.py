@@ -63,6 +63,41 @@ class Backend(Protocol):
             BackendError: the request could not be delivered.
         """
 
+    def suspend(self, job: JobRecord) -> None:
+        """Stop a running job's processes (SIGSTOP); its time limit pauses too.
+
+        Raises:
+            ConflictError: the job has no live process here.
+        """
+
+    def resume(self, job: JobRecord) -> None:
+        """Continue a suspended job (SIGCONT).
+
+        Raises:
+            ConflictError: the job has no live process here.
+        """
+
+    def set_time_limit(self, job: JobRecord, seconds: int | None) -> None:
+        """Change a running job's time limit (None: unlimited).
+
+        Raises:
+            ConflictError: the job has no live process here.
+        """
+
+    def send_signal(self, job: JobRecord, signum: int) -> None:
+        """Deliver a signal to every process of a running job.
+
+        Raises:
+            ConflictError: the job has no live process here.
+        """
+
+    def notify(self, job: JobRecord, message: str) -> None:
+        """Append a message to the job's standard output.
+
+        Raises:
+            BackendError: the message could not be written.
+        """
+
     def set_waker(self, waker: Callable[[], None]) -> None:
         """A callable the backend calls when `poll` has something new."""
 

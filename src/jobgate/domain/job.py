@@ -72,4 +72,7 @@ class JobUpdate:
     exit_code: int | None = None
     exit_code_signal: int | None = None
     native_id: str | None = None
+    # Which run of the job this is about (its requeue_count at launch); an
+    # update about an earlier run is stale once the job has been requeued.
+    run: int | None = None
     data: dict[str, Any] = field(default_factory=dict)

@@ -7,6 +7,7 @@ import logging
 from jobgate.backends import make_backend
 from jobgate.config import Settings
 from jobgate.service.auth import AuthService
+from jobgate.service.control import JobControl
 from jobgate.service.engine import Engine
 from jobgate.service.jobs import JobService
 from jobgate.store import make_engine, make_session_factory, migrate
@@ -27,6 +28,7 @@ class Gateway:
         }
         self.auth = AuthService(self.sessions)
         self.jobs = JobService(self.sessions, settings, self.backends)
+        self.control = JobControl(self.jobs)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval)
         self.jobs.wake_engine = self.engine.wake
 

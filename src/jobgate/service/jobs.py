@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,6 +60,30 @@ class JobService:
             InvalidSpecError: a bad value, an unknown cluster or partition.
             UnsupportedError: the cluster cannot run what is asked (yet).
         """
+        spec, cluster, partition = self.validate(spec)
+        now = utcnow()
+        with self.sessions.begin() as session:
+            row = JobRow(
+                **spec_columns(spec, cluster, partition), state=JobState.PENDING.value,
+                state_reason=held_reason(spec.hold, "user"), held=spec.hold,
+                user_name=user.name, working_directory="", standard_output="",
+                standard_error="", submit_time=now, updated_at=now, requeue_count=0,
+            )
+            JobRepository(session).add(row, spec.tags, now, "submitted")
+            # Paths need the id, which the insert just gave us.
+            self.place(row, spec)
+            session.flush()
+            record = to_record(row)
+        self.wake_engine()
+        return record
+
+    def validate(self, spec: JobSpec) -> tuple[JobSpec, str, str]:
+        """The spec with its directives applied, its cluster and its partition.
+
+        Raises:
+            InvalidSpecError: a bad value, an unknown cluster or partition.
+            UnsupportedError: the cluster cannot run what is asked (yet).
+        """
         spec = resolve_spec(spec)
         cluster = spec.cluster or self.settings.default_cluster
         config = self.settings.clusters.get(cluster)
@@ -71,37 +95,20 @@ class JobService:
             known = ", ".join(p.name for p in config.partitions)
             raise InvalidSpecError("partition", partition,
                                    f"no such partition on {cluster}; known: {known}")
-        backend = self.backends[cluster]
-        backend.check(spec)
-        now = utcnow()
-        name = spec.name or ("wrap" if spec.command is not None else "batch")
-        with self.sessions.begin() as session:
-            row = JobRow(
-                name=name, state=JobState.PENDING.value, state_reason=None, held=False,
-                user_name=user.name, cluster=cluster, partition=partition,
-                account=spec.account, num_nodes=spec.nodes or 1, ntasks=spec.ntasks or 1,
-                cpus_per_task=spec.cpus_per_task or 1, memory=spec.memory,
-                memory_per_cpu=spec.memory_per_cpu, gpus=spec.gpus or 0,
-                time_limit=spec.time_limit, priority=spec.priority or 0, comment=spec.comment,
-                working_directory="", standard_output="", standard_error="",
-                submit_time=now, updated_at=now, requeue_count=0,
-                spec=spec.model_dump(mode="json", exclude_unset=True),
-            )
-            repo = JobRepository(session)
-            repo.add(row, spec.tags, now, "submitted")
-            # Paths need the id, which the insert just gave us.
-            workdir = spec.working_directory or backend.default_working_directory(row.id)
-            row.working_directory = str(Path(workdir).resolve())
-            for attr, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
-                                  ("standard_error", spec.stderr or DEFAULT_STDERR)):
-                setattr(row, attr, expand_output_pattern(
-                    pattern, job_id=row.id, name=name, user=user.name,
-                    working_directory=row.working_directory,
-                ))
-            session.flush()
-            record = to_record(row)
-        self.wake_engine()
-        return record
+        self.backends[cluster].check(spec)
+        return spec, cluster, partition
+
+    def place(self, row: JobRow, spec: JobSpec) -> None:
+        """Set the job's working directory and output files (the row has its id)."""
+        backend = self.backends[row.cluster]
+        workdir = spec.working_directory or backend.default_working_directory(row.id)
+        row.working_directory = str(Path(workdir).resolve())
+        for attr, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
+                              ("standard_error", spec.stderr or DEFAULT_STDERR)):
+            setattr(row, attr, expand_output_pattern(
+                pattern, job_id=row.id, name=row.name, user=row.user_name,
+                working_directory=row.working_directory,
+            ))
 
     # -- read -----------------------------------------------------------------
 
@@ -110,7 +117,7 @@ class JobService:
         NotFoundError: no such job, or not one the caller may see.
         """
         with self.sessions() as session:
-            return to_record(self._visible_row(session, job_id, user))
+            return to_record(self.visible_row(session, job_id, user))
 
     def list_jobs(
         self, filters: JobFilter, user: Principal, *, limit: int = 100, cursor: str | None = None
@@ -138,7 +145,7 @@ class JobService:
         NotFoundError: no such job, or not one the caller may see.
         """
         with self.sessions() as session:
-            self._visible_row(session, job_id, user)
+            self.visible_row(session, job_id, user)
             return JobRepository(session).events(job_id, after_seq=after_seq)
 
     def read_output(
@@ -174,7 +181,7 @@ class JobService:
             ConflictError: the job has already ended.
         """
         with self.sessions.begin() as session:
-            row = self._visible_row(session, job_id, user)
+            row = self.visible_row(session, job_id, user)
             state = JobState(row.state)
             repo = JobRepository(session)
             if state is JobState.PENDING and repo.transition(
@@ -205,15 +212,37 @@ class JobService:
                     continue
                 apply_update(repo, row, update, now)
 
-    def _visible_row(self, session: Session, job_id: int, user: Principal) -> JobRow:
+    def visible_row(self, session: Session, job_id: int, user: Principal) -> JobRow:
         row = JobRepository(session).get(job_id)
         if row is None or not (user.is_admin or row.user_name == user.name):
             raise NotFoundError(f"no job {job_id}")
         return row
 
 
+def spec_columns(spec: JobSpec, cluster: str, partition: str) -> dict[str, Any]:
+    """The ledger columns a spec decides."""
+    return {
+        "name": spec.name or ("wrap" if spec.command is not None else "batch"),
+        "cluster": cluster, "partition": partition, "account": spec.account,
+        "num_nodes": spec.nodes or 1, "ntasks": spec.ntasks or 1,
+        "cpus_per_task": spec.cpus_per_task or 1, "memory": spec.memory,
+        "memory_per_cpu": spec.memory_per_cpu, "gpus": spec.gpus or 0,
+        "time_limit": spec.time_limit, "priority": spec.priority or 0,
+        "comment": spec.comment, "spec": spec.model_dump(mode="json", exclude_unset=True),
+    }
+
+
+def held_reason(held: bool, mode: str) -> str | None:
+    """Slurm's pending reason of a held job."""
+    if not held:
+        return None
+    return "JobHeldAdmin" if mode == "admin" else "JobHeldUser"
+
+
 def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datetime) -> None:
     """One update: a new state through the transition table, or new facts only."""
+    if update.run is not None and update.run != row.requeue_count:
+        return  # about a run the job has since been requeued from
     current = JobState(row.state)
     values = {
         key: value for key, value in {

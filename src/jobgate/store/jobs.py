@@ -136,6 +136,17 @@ class JobRepository:
         self.add_event(job_id, at, expected, new, reason, data or {})
         return True
 
+    def change(
+        self, row: JobRow, at: datetime, reason: str | None, values: dict[str, Any],
+        data: dict[str, Any],
+    ) -> None:
+        """Change a job's fields without moving its state, and log it as an event."""
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated_at = at
+        state = JobState(row.state)
+        self.add_event(row.id, at, state, state, reason, data)
+
     def add_event(
         self,
         job_id: int,

@@ -20,7 +20,7 @@ from jobgate.backends.local.jobdir import JobDir
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
-from jobgate.errors import BackendError, InvalidSpecError, UnsupportedError
+from jobgate.errors import BackendError, ConflictError, InvalidSpecError, UnsupportedError
 
 # How often jobs are checked without a word from the launcher (adopted jobs, and
 # a safety net should the launcher die).
@@ -30,21 +30,28 @@ SUPPORTED_FIELDS = frozenset({
     "name", "script", "command", "working_directory", "environment", "cluster",
     "partition", "account", "nodes", "ntasks", "cpus_per_task", "memory",
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
-    "additional_data",
+    "additional_data", "hold",
 })
 
 
 class LocalBackend:
-    name = "local"
-    capabilities = Capabilities(verbs=frozenset({"cancel"}), spec_fields=SUPPORTED_FIELDS)
+    """Jobs of the local cluster. Under `home`: `jobs/<id>` is a job's default
+    working directory, `runs/<id>.<run>` the supervisor's files of each run."""
 
-    def __init__(self, jobs_dir: Path, *, kill_wait: float = 10.0, cluster: str = "local") -> None:
-        self.jobs_dir = jobs_dir
+    name = "local"
+    capabilities = Capabilities(
+        verbs=frozenset({"cancel", "suspend", "resume", "signal", "notify", "modify"}),
+        spec_fields=SUPPORTED_FIELDS,
+    )
+
+    def __init__(self, home: Path, *, kill_wait: float = 10.0, cluster: str = "local") -> None:
+        self.jobs_dir = home / "jobs"
+        self.runs_dir = home / "runs"
         self.kill_wait = kill_wait
         self.cluster = cluster
         self._waker: Callable[[], None] = lambda: None
-        self._ended: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._tracked: set[int] = set()
+        self._ended: queue.SimpleQueue[JobDir] = queue.SimpleQueue()
+        self._tracked: set[JobDir] = set()
         self._lock = threading.Lock()
         self._launcher: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
@@ -68,48 +75,45 @@ class LocalBackend:
             )
 
     def default_working_directory(self, job_id: int) -> str:
-        path = self._dir(job_id).path
+        path = self.jobs_dir / str(job_id)
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
 
     def start(self, job: JobRecord) -> JobUpdate:
-        job_dir = self._dir(job.id)
-        if job_dir.started() or job_dir.supervisor_alive():
+        run_dir = self._dir(job)
+        if run_dir.started() or run_dir.supervisor_alive():
             # Launched before (a restart between launch and commit): never twice.
-            with self._lock:
-                self._tracked.add(job.id)
-            return JobUpdate(job.id, JobState.RUNNING, native_id=str(job.id))
+            self._track(run_dir)
+            return JobUpdate(job.id, JobState.RUNNING, native_id=str(job.id),
+                             run=job.requeue_count)
         try:
-            job_dir.write_launch(self._launch_data(job))
-            self._send(str(job_dir.path))
+            run_dir.write_launch(self._launch_data(job, run_dir))
+            self._send(str(run_dir.path))
         except OSError as exc:
             raise BackendError(f"could not launch job {job.id}: {exc}") from exc
-        with self._lock:
-            self._tracked.add(job.id)
-        return JobUpdate(
-            job.id, JobState.RUNNING, start_time=datetime.now(UTC), native_id=str(job.id)
-        )
+        self._track(run_dir)
+        return JobUpdate(job.id, JobState.RUNNING, start_time=datetime.now(UTC),
+                         native_id=str(job.id), run=job.requeue_count)
 
     def adopt(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
         updates = []
         for job in jobs:
-            job_dir = self._dir(job.id)
-            if job_dir.supervisor_alive():
-                with self._lock:
-                    self._tracked.add(job.id)
+            run_dir = self._dir(job)
+            if run_dir.supervisor_alive():
+                self._track(run_dir)
                 continue
-            ended = job_dir.outcome(job.id)
+            ended = run_dir.outcome()
             if ended is not None:
                 updates.append(ended)
-            elif job_dir.started():
-                updates.append(job_dir.lost_update(job.id))
+            elif run_dir.started():
+                updates.append(run_dir.lost_update())
             else:
                 # Claimed but never launched: the crash came first. Launch now.
                 self.start(job)
         return updates
 
     def poll(self) -> list[JobUpdate]:
-        done: set[int] = set()
+        done: set[JobDir] = set()
         while True:
             try:
                 done.add(self._ended.get_nowait())
@@ -121,19 +125,37 @@ class LocalBackend:
                 tracked = list(self._tracked)
             # Probe the lock before the files: a supervisor writes exit.json
             # before it lets go of the lock.
-            done.update(i for i in tracked if not self._dir(i).supervisor_alive()
-                        and (self._dir(i).started() or self._dir(i).exit_file.exists()))
+            done.update(d for d in tracked if not d.supervisor_alive()
+                        and (d.started() or d.exit_file.exists()))
         updates = []
-        for job_id in done:
-            job_dir = self._dir(job_id)
-            update = job_dir.outcome(job_id) or job_dir.lost_update(job_id)
-            updates.append(update)
+        for run_dir in done:
+            updates.append(run_dir.outcome() or run_dir.lost_update())
             with self._lock:
-                self._tracked.discard(job_id)
+                self._tracked.discard(run_dir)
         return updates
 
     def cancel(self, job: JobRecord) -> None:
-        self._dir(job.id).request_cancel()
+        self._dir(job).request_cancel()
+
+    def suspend(self, job: JobRecord) -> None:
+        self._control(job, suspended=True)
+
+    def resume(self, job: JobRecord) -> None:
+        self._control(job, suspended=False)
+
+    def set_time_limit(self, job: JobRecord, seconds: int | None) -> None:
+        self._control(job, time_limit=seconds)
+
+    def send_signal(self, job: JobRecord, signum: int) -> None:
+        if not self._dir(job).signal_job(signum):
+            raise ConflictError(f"job {job.id} has no running process to signal")
+
+    def notify(self, job: JobRecord, message: str) -> None:
+        try:
+            with open(job.standard_output, "a", encoding="utf-8") as out:
+                out.write(message.rstrip("\n") + "\n")
+        except OSError as exc:
+            raise BackendError(f"could not notify job {job.id}: {exc}") from exc
 
     def set_waker(self, waker: Callable[[], None]) -> None:
         self._waker = waker
@@ -155,14 +177,21 @@ class LocalBackend:
 
     # -- helpers --------------------------------------------------------------
 
-    def _dir(self, job_id: int) -> JobDir:
-        return JobDir(self.jobs_dir / str(job_id))
+    def _dir(self, job: JobRecord) -> JobDir:
+        return JobDir(self.runs_dir / f"{job.id}.{job.requeue_count}")
 
-    def _launch_data(self, job: JobRecord) -> dict[str, Any]:
-        job_dir = self._dir(job.id).path
+    def _track(self, run_dir: JobDir) -> None:
+        with self._lock:
+            self._tracked.add(run_dir)
+
+    def _control(self, job: JobRecord, **changes: Any) -> None:
+        if not self._dir(job).control(**changes):
+            raise ConflictError(f"job {job.id} has no running supervisor")
+
+    def _launch_data(self, job: JobRecord, run_dir: JobDir) -> dict[str, Any]:
         if job.spec.script is not None:
-            script = job_dir / "script"
-            job_dir.mkdir(parents=True, exist_ok=True)
+            script = run_dir.path / "script"
+            run_dir.path.mkdir(parents=True, exist_ok=True)
             script.write_text(job.spec.script)
             argv = ["/bin/bash", str(script)]
         else:
@@ -173,7 +202,10 @@ class LocalBackend:
             "env": job_environment(job),
             "stdout": job.standard_output,
             "stderr": job.standard_error,
+            # A requeued run keeps what earlier runs wrote, as Slurm does.
+            "open_mode": "ab" if job.requeue_count else "wb",
             "time_limit": job.time_limit,
+            "memory_limit": job.memory,
             "kill_wait": self.kill_wait,
         }
 
@@ -205,8 +237,7 @@ class LocalBackend:
         with stream:
             for line in stream:
                 try:
-                    job_dir = Path(json.loads(line)["ended"])
-                    self._ended.put(int(job_dir.name))
+                    self._ended.put(JobDir(Path(json.loads(line)["ended"])))
                 except (ValueError, KeyError):
                     continue
                 self._waker()

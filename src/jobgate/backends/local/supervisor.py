@@ -62,15 +62,35 @@ def proc_start_ticks(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+MEMORY_SAMPLE_INTERVAL = 0.5
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 class Supervisor:
+    """Runs one job and records how it ended. Signals drive it:
+
+    SIGTERM   cancel (or requeue): SIGTERM to the job, SIGKILL after kill_wait
+    SIGUSR1   re-read control.json: suspend/resume and a new time limit
+    SIGALRM   its own timer: time limit, SIGKILL escalation, memory sampling
+    """
+
     def __init__(self, job_dir: Path) -> None:
         self.job_dir = job_dir
         self.launch: dict[str, Any] = json.loads((job_dir / "launch.json").read_text())
         self.child: subprocess.Popen[bytes] | None = None
         self.cancelled = False
         self.timed_out = False
+        self.out_of_memory = False
         self.kill_at: float | None = None
-        self.limit_at: float | None = None
+        self.time_limit: float | None = self.launch.get("time_limit")
+        self.memory_limit_kib: int | None = (
+            self.launch["memory_limit"] * 1024 if self.launch.get("memory_limit") else None
+        )
+        self.started_mono = 0.0
+        self.suspended_since: float | None = None
+        self.suspended_total = 0.0
+        self.next_sample: float | None = None
+        self.max_tree_rss_kib = 0
 
     def run(self) -> None:
         lock = open(self.job_dir / "supervisor.lock", "a")  # noqa: SIM115 - held until exit
@@ -79,6 +99,7 @@ class Supervisor:
             return  # another supervisor ran (or runs) this job
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.signal(signal.SIGUSR1, self._on_control)
         pid = os.getpid()
         write_json_atomic(self.job_dir / "started.json", {
             "pid": pid, "start_ticks": proc_start_ticks(pid), "at": now_iso(),
@@ -87,10 +108,12 @@ class Supervisor:
         if (self.job_dir / "cancel").exists() or self.cancelled:
             self._finish(start, None, {"cancelled": True, "never_started": True})
             return
+        self.started_mono = time.monotonic()
         self.child = self._spawn()
-        limit = self.launch.get("time_limit")
-        if limit is not None:
-            self.limit_at = time.monotonic() + limit
+        write_json_atomic(self.job_dir / "child.json", {"pid": self.child.pid})
+        if self.memory_limit_kib is not None:
+            self.next_sample = time.monotonic() + MEMORY_SAMPLE_INTERVAL
+        self._on_control(0, None)  # a control written before we started
         if self.cancelled:  # SIGTERM arrived while spawning
             self._stop_child()
         self._arm()
@@ -100,18 +123,24 @@ class Supervisor:
         outcome: dict[str, Any] = {
             "cancelled": self.cancelled,
             "timed_out": self.timed_out,
+            "out_of_memory": self.out_of_memory,
             "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
             "cpu_user": usage.ru_utime,
             "cpu_system": usage.ru_stime,
-            "max_rss_kib": usage.ru_maxrss,
+            "max_rss_kib": max(usage.ru_maxrss, self.max_tree_rss_kib),
+            "suspended_seconds": round(self.suspended_total, 3),
         }
         self._finish(start, self.child.pid, outcome)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         launch = self.launch
-        with open(launch["stdout"], "wb") as out:
-            err = out if launch["stderr"] == launch["stdout"] else open(launch["stderr"], "wb")  # noqa: SIM115
+        if launch.get("cpus"):
+            # Inherited by the job: it runs on its allocated cores only.
+            os.sched_setaffinity(0, launch["cpus"])
+        with open(launch["stdout"], launch.get("open_mode", "wb")) as out:
+            err = (out if launch["stderr"] == launch["stdout"]
+                   else open(launch["stderr"], launch.get("open_mode", "wb")))  # noqa: SIM115
             try:
                 # Its own process group, so signals reach the whole job tree and
                 # never this supervisor.
@@ -134,20 +163,57 @@ class Supervisor:
         if self.child is not None:
             self._stop_child()
 
+    def _on_control(self, _signum: int, _frame: Any) -> None:
+        try:
+            control = json.loads((self.job_dir / "control.json").read_text())
+        except FileNotFoundError:
+            return
+        if "time_limit" in control:
+            self.time_limit = control["time_limit"]
+        moment = time.monotonic()
+        if control.get("suspended") and self.suspended_since is None:
+            self._signal_child(signal.SIGSTOP)
+            self.suspended_since = moment
+        elif not control.get("suspended") and self.suspended_since is not None:
+            self._signal_child(signal.SIGCONT)
+            self.suspended_total += moment - self.suspended_since
+            self.suspended_since = None
+        self._arm()
+
+    def _limit_at(self) -> float | None:
+        """When the time limit runs out; suspended time does not count."""
+        if self.time_limit is None or self.suspended_since is not None or self.timed_out:
+            return None
+        return self.started_mono + self.time_limit + self.suspended_total
+
     def _on_alarm(self, _signum: int, _frame: Any) -> None:
         moment = time.monotonic()
+        limit_at = self._limit_at()
         if self.kill_at is not None and moment >= self.kill_at:
             self._signal_child(signal.SIGKILL)
             self.kill_at = None
-        elif self.limit_at is not None and moment >= self.limit_at and not self.cancelled:
+        elif limit_at is not None and moment >= limit_at and not self.cancelled:
             self.timed_out = True
-            self.limit_at = None
             self._stop_child()
+        if self.next_sample is not None and moment >= self.next_sample:
+            self._sample_memory()
+            self.next_sample = moment + MEMORY_SAMPLE_INTERVAL
         self._arm()
+
+    def _sample_memory(self) -> None:
+        rss = tree_rss_kib(os.getpid())
+        self.max_tree_rss_kib = max(self.max_tree_rss_kib, rss)
+        if self.memory_limit_kib is not None and rss > self.memory_limit_kib \
+                and not self.out_of_memory:
+            # Like the kernel's OOM killer: no grace period.
+            self.out_of_memory = True
+            self._signal_child(signal.SIGKILL)
 
     def _stop_child(self) -> None:
         """SIGTERM now, SIGKILL after the grace period (Slurm's KillWait)."""
         self._signal_child(signal.SIGTERM)
+        if self.suspended_since is not None:
+            self._signal_child(signal.SIGCONT)  # a stopped job cannot act on SIGTERM
         if self.kill_at is None:
             self.kill_at = time.monotonic() + float(self.launch.get("kill_wait", 10))
         self._arm()
@@ -158,10 +224,28 @@ class Supervisor:
                 os.killpg(self.child.pid, signum)
 
     def _arm(self) -> None:
-        deadlines = [t for t in (self.kill_at, self.limit_at) if t is not None]
-        if deadlines:
-            delay = max(0.001, min(deadlines) - time.monotonic())
-            signal.setitimer(signal.ITIMER_REAL, delay)
+        deadlines = [t for t in (self.kill_at, self._limit_at(), self.next_sample)
+                     if t is not None]
+        delay = max(0.001, min(deadlines) - time.monotonic()) if deadlines else 0
+        signal.setitimer(signal.ITIMER_REAL, delay)
+
+
+def tree_rss_kib(session_id: int) -> int:
+    """Resident memory of every process in a session but its leader (the job tree)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == session_id:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) != session_id:
+                continue
+            with open(f"/proc/{entry.name}/statm") as handle:
+                total += int(handle.read().split()[1]) * PAGE_KIB
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
 
 
 def supervise(job_dir: Path) -> None:

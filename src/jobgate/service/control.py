@@ -1,0 +1,235 @@
+"""The control verbs: hold, release, suspend, resume, requeue, signal, notify, modify.
+
+A verb that does not apply in the job's current state raises ConflictError. Each
+change is committed with its event; verbs that need the job's processes go
+through the cluster's backend.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from jobgate.domain.job import JobRecord
+from jobgate.domain.spec import JobSpec
+from jobgate.domain.states import JobState, can_transition
+from jobgate.errors import ConflictError, InvalidSpecError, PermissionDeniedError
+from jobgate.service.auth import Principal
+from jobgate.service.jobs import JobService, held_reason, spec_columns, utcnow
+from jobgate.store.jobs import JobRepository, to_record
+from jobgate.store.tables import JobRow, JobTagRow
+
+HoldMode = Literal["user", "admin"]
+STARTED = (JobState.RUNNING, JobState.SUSPENDED)
+# What may change while a job runs (as with Slurm's scontrol update).
+RUNNING_FIELDS = frozenset({"time_limit", "name", "comment"})
+MAX_NOTIFY_BYTES = 4096
+
+
+class JobControl:
+    def __init__(self, jobs: JobService) -> None:
+        self.jobs = jobs
+
+    @contextmanager
+    def _job(self, job_id: int, user: Principal) -> Iterator[tuple[JobRepository, JobRow]]:
+        with self.jobs.sessions.begin() as session:
+            yield JobRepository(session), self.jobs.visible_row(session, job_id, user)
+
+    def hold(self, job_id: int, user: Principal, mode: HoldMode = "user") -> JobRecord:
+        """Keep a pending job from starting (JobHeldUser or JobHeldAdmin).
+
+        Raises:
+            NotFoundError, ConflictError: not pending; PermissionDeniedError: an
+            admin hold asked by a user who is not an admin.
+        """
+        if mode == "admin" and not user.is_admin:
+            raise PermissionDeniedError("only an admin may place an admin hold")
+        with self._job(job_id, user) as (repo, row):
+            _require(row, (JobState.PENDING,), "hold")
+            repo.change(row, utcnow(), f"held by {user.name}",
+                        {"held": True, "state_reason": held_reason(True, mode)}, {"verb": "hold"})
+            return to_record(row)
+
+    def release(self, job_id: int, user: Principal) -> JobRecord:
+        """Let a held job start again.
+
+        Raises:
+            NotFoundError; ConflictError: not held; PermissionDeniedError: an
+            admin hold released by a user who is not an admin.
+        """
+        with self._job(job_id, user) as (repo, row):
+            if not (row.state == JobState.PENDING and row.held):
+                raise ConflictError(f"job {job_id} is not held", details={"state": row.state})
+            if row.state_reason == "JobHeldAdmin" and not user.is_admin:
+                raise PermissionDeniedError("only an admin may release an admin hold")
+            repo.change(row, utcnow(), f"released by {user.name}",
+                        {"held": False, "state_reason": None}, {"verb": "release"})
+            record = to_record(row)
+        self.jobs.wake_engine()
+        return record
+
+    def suspend(self, job_id: int, user: Principal) -> JobRecord:
+        """Stop a running job's processes; its time limit pauses.
+
+        Raises:
+            NotFoundError; ConflictError: the job is not running.
+        """
+        return self._signal_state(job_id, user, JobState.RUNNING, JobState.SUSPENDED,
+                                  lambda backend, job: backend.suspend(job))
+
+    def resume(self, job_id: int, user: Principal) -> JobRecord:
+        """Continue a suspended job.
+
+        Raises:
+            NotFoundError; ConflictError: the job is not suspended.
+        """
+        return self._signal_state(job_id, user, JobState.SUSPENDED, JobState.RUNNING,
+                                  lambda backend, job: backend.resume(job))
+
+    def _signal_state(
+        self, job_id: int, user: Principal, expected: JobState, new: JobState,
+        act: Callable[[Any, JobRecord], None],
+    ) -> JobRecord:
+        job = self.jobs.get(job_id, user)
+        _require_state(job.id, job.state, (expected,), new.value.lower())
+        act(self.jobs.backends[job.cluster], job)
+        with self._job(job_id, user) as (repo, row):
+            repo.transition(row.id, expected, new, utcnow(),
+                            reason=f"{new.value.lower()} by {user.name}")
+            return to_record(row)
+
+    def requeue(self, job_id: int, user: Principal, *, hold: bool = False) -> JobRecord:
+        """Send a started or ended job back to PENDING for a fresh run.
+
+        Raises:
+            NotFoundError; ConflictError: the job is still pending.
+        """
+        with self._job(job_id, user) as (repo, row):
+            current = JobState(row.state)
+            if not can_transition(current, JobState.PENDING, requeue=True):
+                raise ConflictError(f"job {job_id} is {current}; only a started or ended "
+                                    "job can be requeued", details={"state": current})
+            previous = to_record(row)
+            repo.transition(row.id, current, JobState.PENDING, utcnow(),
+                            reason=f"requeued by {user.name}", values={
+                                "requeue_count": row.requeue_count + 1, "start_time": None,
+                                "end_time": None, "exit_code": None, "exit_code_signal": None,
+                                "native_id": None, "held": hold,
+                                "state_reason": held_reason(hold, "user"),
+                            }, data={"verb": "requeue", "run": previous.requeue_count})
+            record = to_record(row)
+        if current in STARTED:
+            # The old run is stopped; its end is ignored, being about an old run.
+            self.jobs.backends[previous.cluster].cancel(previous)
+        self.jobs.wake_engine()
+        return record
+
+    def send_signal(self, job_id: int, user: Principal, signal_name: str | int) -> JobRecord:
+        """Deliver a signal (name or number) to every process of a running job.
+
+        Raises:
+            InvalidSpecError: no such signal; NotFoundError; ConflictError: not running.
+        """
+        signum = parse_signal(signal_name)
+        job = self.jobs.get(job_id, user)
+        _require_state(job.id, job.state, STARTED, "signal")
+        self.jobs.backends[job.cluster].send_signal(job, signum)
+        return job
+
+    def notify(self, job_id: int, user: Principal, message: str) -> JobRecord:
+        """Append a message to a running job's standard output.
+
+        Raises:
+            InvalidSpecError: an empty or too long message; NotFoundError;
+            ConflictError: not running.
+        """
+        if not message.strip() or len(message.encode()) > MAX_NOTIFY_BYTES:
+            raise InvalidSpecError("message", message[:40],
+                                   f"must be 1 to {MAX_NOTIFY_BYTES} bytes")
+        job = self.jobs.get(job_id, user)
+        _require_state(job.id, job.state, STARTED, "notify")
+        self.jobs.backends[job.cluster].notify(job, message)
+        return job
+
+    def modify(self, job_id: int, user: Principal, changes: dict[str, Any]) -> JobRecord:
+        """Change a pending job's spec (any field), or a running job's time
+        limit, name or comment.
+
+        Raises:
+            InvalidSpecError, UnsupportedError: the changed spec is not valid here;
+            NotFoundError; ConflictError: the job has ended, or a field that
+            cannot change while it runs.
+        """
+        job = self.jobs.get(job_id, user)
+        if job.state is JobState.PENDING:
+            return self._modify_pending(job, user, changes)
+        _require_state(job.id, job.state, STARTED, "modify")
+        frozen = sorted(set(changes) - RUNNING_FIELDS)
+        if frozen:
+            raise ConflictError(
+                f"job {job_id} is {job.state}: only time_limit, name and comment can change "
+                f"while it runs, not {', '.join(frozen)}", details={"fields": frozen})
+        merged = JobSpec.parse(job.spec.model_dump(exclude_unset=True) | changes)
+        if "time_limit" in changes:
+            self.jobs.backends[job.cluster].set_time_limit(job, merged.time_limit)
+        with self._job(job_id, user) as (repo, row):
+            values = {k: getattr(merged, k) for k in changes}
+            values["spec"] = merged.model_dump(mode="json", exclude_unset=True)
+            repo.change(row, utcnow(), f"modified by {user.name}", values,
+                        {"verb": "modify", "fields": sorted(changes)})
+            return to_record(row)
+
+    def _modify_pending(self, job: JobRecord, user: Principal, changes: dict[str, Any]
+                        ) -> JobRecord:
+        spec, cluster, partition = self.jobs.validate(
+            JobSpec.parse(job.spec.model_dump(exclude_unset=True) | changes)
+        )
+        with self._job(job.id, user) as (repo, row):
+            _require(row, (JobState.PENDING,), "modify")
+            columns = spec_columns(spec, cluster, partition)
+            if "hold" in changes:
+                columns |= {"held": spec.hold, "state_reason": held_reason(spec.hold, "user")}
+            repo.change(row, utcnow(), f"modified by {user.name}", columns,
+                        {"verb": "modify", "fields": sorted(changes)})
+            if "tags" in changes:
+                row.tags = [JobTagRow(tag=t, position=i) for i, t in enumerate(spec.tags)]
+            self.jobs.place(row, spec)
+            _flush(repo.session)
+            record = to_record(row)
+        self.jobs.wake_engine()
+        return record
+
+
+def parse_signal(value: str | int) -> int:
+    """A signal number from `USR1`, `SIGUSR1` or `10`.
+
+    Raises:
+        InvalidSpecError: not a signal of this system.
+    """
+    text = str(value).strip().upper()
+    try:
+        if text.isdigit():
+            return int(signal.Signals(int(text)))
+        return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+    except (KeyError, ValueError) as exc:
+        raise InvalidSpecError("signal", value, "not a signal name or number") from exc
+
+
+def _require(row: JobRow, states: tuple[JobState, ...], verb: str) -> None:
+    _require_state(row.id, JobState(row.state), states, verb)
+
+
+def _require_state(job_id: int, state: JobState, states: tuple[JobState, ...], verb: str
+                   ) -> None:
+    if state not in states:
+        allowed = " or ".join(s.value for s in states)
+        raise ConflictError(f"cannot {verb} job {job_id}: it is {state}, not {allowed}",
+                            details={"state": state.value})
+
+
+def _flush(session: Session) -> None:
+    session.flush()
