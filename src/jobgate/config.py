@@ -10,13 +10,33 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobgate.domain.parsing import parse_duration, parse_memory
 
 
 class PartitionConfig(BaseModel):
+    """A partition and its limits; times accept Slurm strings, memory '4G'."""
+
     name: str
     default: bool = False
+    max_time: int | None = None
+    default_time: int | None = None
+    max_cpus_per_job: int | None = Field(None, ge=1)
+    max_memory_per_job: int | None = Field(None, ge=0)
+    # Jobs of a higher tier are considered first, whatever their priority.
+    priority_tier: int = 0
+
+    @field_validator("max_time", "default_time", mode="before")
+    @classmethod
+    def _time(cls, value: Any, info: Any) -> Any:
+        return None if value is None else parse_duration(value, info.field_name)
+
+    @field_validator("max_memory_per_job", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        return None if value is None else parse_memory(value, "max_memory_per_job")
 
 
 class ClusterConfig(BaseModel):
@@ -24,6 +44,15 @@ class ClusterConfig(BaseModel):
     partitions: list[PartitionConfig] = Field(
         default_factory=lambda: [PartitionConfig(name="normal", default=True)]
     )
+    # The local cluster's node; None means what the machine has.
+    cpus: int | None = Field(None, ge=1)
+    memory: int | None = Field(None, ge=1)
+    gpus: int | None = Field(None, ge=0)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        return None if value is None else parse_memory(value, "memory")
 
     @model_validator(mode="after")
     def _one_default(self) -> ClusterConfig:
@@ -40,8 +69,8 @@ class ClusterConfig(BaseModel):
                 return partition.name
         return self.partitions[0].name
 
-    def has_partition(self, name: str) -> bool:
-        return any(p.name == name for p in self.partitions)
+    def partition(self, name: str) -> PartitionConfig | None:
+        return next((p for p in self.partitions if p.name == name), None)
 
 
 class Settings(BaseSettings):

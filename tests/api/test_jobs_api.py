@@ -87,11 +87,12 @@ def test_unknown_partition_and_cluster_are_422(api: Api) -> None:
         assert "normal" in answer.json()["message"] or "local" in answer.json()["message"]
 
 
-def test_unsupported_field_is_422_not_ignored(api: Api) -> None:
-    answer = api.post("/v1/jobs", json={"command": "true", "array": "0-3"})
-    assert answer.status_code == 422
-    assert answer.json()["error"] == "not_supported"
-    assert "array" in answer.json()["message"]
+def test_what_the_cluster_cannot_give_is_422(api: Api) -> None:
+    for field, value in (("nodes", 2), ("cpus_per_task", 4096), ("memory", "64T"),
+                         ("gpus", 64)):
+        answer = api.post("/v1/jobs", json={"command": "true", field: value})
+        assert answer.status_code == 422, (field, answer.text)
+        assert answer.json()["details"][0]["field"] == field
 
 
 def test_wrong_body_types_are_422_in_our_format(api: Api) -> None:

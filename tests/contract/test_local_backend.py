@@ -14,7 +14,7 @@ from backend_harness import Harness
 from jobgate.backends.local import LocalBackend
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
-from jobgate.errors import ConflictError, InvalidSpecError, UnsupportedError
+from jobgate.errors import ConflictError, InvalidSpecError
 
 
 def test_success(harness: Harness) -> None:
@@ -162,10 +162,9 @@ def test_a_missing_working_directory_fails_the_launch(harness: Harness, workdir:
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
-        ({"array": "0-3"}, UnsupportedError),
-        ({"dependencies": "afterok:1"}, UnsupportedError),
-        ({"gpus": 1}, UnsupportedError),
-        ({"begin": "2030-01-01T00:00:00"}, UnsupportedError),
+        ({"gpus": 64}, InvalidSpecError),
+        ({"cpus_per_task": 4096}, InvalidSpecError),
+        ({"memory": "64T"}, InvalidSpecError),
         ({"nodes": 2}, InvalidSpecError),
         ({"working_directory": "/no/such/dir"}, InvalidSpecError),
     ],

@@ -44,12 +44,24 @@ class JobOut(BaseModel):
     exit_code: int | None
     exit_code_signal: int | None
     requeue_count: int
+    array_job_id: int | None
+    array_task_id: int | None
+    allocation: dict[str, Any] | None = Field(
+        description="Resource layout: node, CPU ids, memory (MiB), GPU ids")
+    cpu_time: float | None = Field(description="User + system CPU seconds of the process tree")
+    max_rss: int | None = Field(description="Peak resident memory of the job, KiB")
+    elapsed_cpu_time: int = Field(description="run_time x cpus")
 
     @classmethod
     def of(cls, job: JobRecord) -> JobOut:
-        data = job.model_dump(exclude={"spec", "native_id"})
-        return cls(**data, final=job.state.final, cpus=job.cpus,
-                   run_time=job.run_time(datetime.now(UTC)))
+        data = job.model_dump(exclude={"spec", "native_id", "stats"})
+        stats = job.stats or {}
+        run_time = job.run_time(datetime.now(UTC))
+        cpu_time = (stats["cpu_user"] + stats["cpu_system"]
+                    if "cpu_user" in stats and "cpu_system" in stats else None)
+        return cls(**data, final=job.state.final, cpus=job.cpus, run_time=run_time,
+                   cpu_time=cpu_time, max_rss=stats.get("max_rss_kib"),
+                   elapsed_cpu_time=run_time * job.cpus)
 
 
 class JobList(BaseModel):

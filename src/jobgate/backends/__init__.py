@@ -20,5 +20,6 @@ def make_backend(name: str, config: ClusterConfig, settings: Settings) -> Backen
     if config.backend == "local":
         from jobgate.backends.local import LocalBackend
 
-        return LocalBackend(settings.resolved_home, kill_wait=settings.kill_wait, cluster=name)
+        return LocalBackend(settings.resolved_home, kill_wait=settings.kill_wait, cluster=name,
+                            config=config)
     raise UnsupportedError(f"cluster {name!r}: backend {config.backend!r} is not available yet")

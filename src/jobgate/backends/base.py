@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.spec import JobSpec
@@ -22,6 +23,15 @@ class Capabilities:
     verbs: frozenset[str] = field(default_factory=frozenset)
     # JobSpec fields the backend honours when they are set to a non-default value.
     spec_fields: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which pending jobs to start now (with the allocation to record, if the
+    backend places jobs itself) and why each of the others waits."""
+
+    start: dict[int, dict[str, Any] | None]
+    reasons: dict[int, str]
 
 
 class Backend(Protocol):
@@ -38,6 +48,15 @@ class Backend(Protocol):
 
     def default_working_directory(self, job_id: int) -> str:
         """Where a job runs when the request names no directory (created here)."""
+
+    def select(
+        self, pending: Sequence[JobRecord], active: Sequence[JobRecord], now: datetime
+    ) -> Selection:
+        """Of the eligible pending jobs (priority order), those to start now.
+
+        A backend that schedules (the local cluster) decides placement here; one
+        in front of a scheduler of its own (Slurm) hands every job over at once.
+        """
 
     def start(self, job: JobRecord) -> JobUpdate:
         """Launch a job the engine has claimed; idempotent for the same job.

@@ -47,6 +47,10 @@ class JobRecord(BaseModel):
     requeue_count: int
     native_id: str | None
     spec: JobSpec
+    array_job_id: int | None = None
+    array_task_id: int | None = None
+    allocation: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
 
     @property
     def cpus(self) -> int:

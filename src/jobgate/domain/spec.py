@@ -50,6 +50,7 @@ class JobSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     array: str | None = None
     dependencies: str | None = None
+    kill_on_invalid_dependency: bool = False
     stdout: str | None = Field(None, description="Output file pattern (%j job id, %x name).")
     stderr: str | None = Field(None, description="Error file pattern (%j job id, %x name).")
     comment: str | None = Field(None, max_length=4096)
@@ -149,3 +150,10 @@ def resolve_spec(spec: JobSpec) -> JobSpec:
         return spec
     merged = spec.model_dump(exclude_unset=True) | fill
     return JobSpec.parse(merged)
+
+
+def job_memory(memory: int | None, memory_per_cpu: int | None, cpus: int) -> int:
+    """MiB a job asks for in all (0: none asked, so none reserved or enforced)."""
+    if memory is not None:
+        return memory
+    return (memory_per_cpu or 0) * cpus

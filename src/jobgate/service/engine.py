@@ -27,13 +27,17 @@ from jobgate.backends.base import Backend
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
+from jobgate.service.eligibility import triage
 from jobgate.service.jobs import JobService, utcnow
-from jobgate.store.jobs import JobRepository, to_record
+from jobgate.store.jobs import JobRepository, states_of_refs, to_record
 from jobgate.store.leases import LeaseRepository
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 200
+# How many pending jobs one round considers (queue order), and how many active
+# jobs it expects at most on one cluster.
+PENDING_WINDOW = 5000
+ACTIVE_LIMIT = 100_000
 LEASE = "engine"
 LEASE_TTL = timedelta(seconds=15)
 STARTED_STATES = (JobState.RUNNING, JobState.SUSPENDED, JobState.COMPLETING)
@@ -125,7 +129,7 @@ class Engine:
     def run_once(self) -> None:
         """One round: launch what is pending, then apply what changed."""
         for cluster, backend in self.backends.items():
-            for job in self._claim(cluster):
+            for job in self._claim(cluster, backend):
                 try:
                     self._backlog.append(backend.start(job))
                 except JobgateError as exc:
@@ -136,19 +140,46 @@ class Engine:
         self.service.apply_updates(self._backlog)
         self._backlog = []
 
-    def _claim(self, cluster: str) -> list[JobRecord]:
+    def _claim(self, cluster: str, backend: Backend) -> list[JobRecord]:
+        """Decide what starts now and claim it, in one transaction: the eligible
+        pending jobs go to the backend's selection; every job that stays pending
+        gets its reason; jobs past their deadline or with dependencies that can
+        never be met end here."""
         now = utcnow()
         claimed = []
         with self.service.sessions.begin() as session:
             repo = JobRepository(session)
-            for row in repo.in_states(cluster, [JobState.PENDING], limit=CLAIM_BATCH):
-                if row.held:
-                    continue
-                if repo.transition(row.id, JobState.PENDING, JobState.RUNNING, now,
-                                   values={"start_time": now}):
-                    claimed.append(to_record(row))
+            rows = {row.id: row for row in
+                    repo.in_states(cluster, [JobState.PENDING], limit=PENDING_WINDOW)}
+            if not rows:
+                return []
+            pending = [to_record(row) for row in rows.values()]
+            active = [to_record(row) for row in
+                      repo.in_states(cluster, STARTED_STATES, limit=ACTIVE_LIMIT)]
+            verdict = triage(pending, active, now,
+                             lambda refs: states_of_refs(session, refs))
+            for job in verdict.past_deadline:
+                repo.transition(job.id, JobState.PENDING, JobState.DEADLINE, now,
+                                reason="deadline passed before the job could start",
+                                values={"end_time": now})
+            for job in verdict.never_runnable:
+                repo.transition(job.id, JobState.PENDING, JobState.CANCELLED, now,
+                                reason="DependencyNeverSatisfied", values={"end_time": now})
+            selection = backend.select(verdict.eligible, active, now)
+            reasons = verdict.reasons | selection.reasons
+            for job in verdict.eligible:
+                if job.id in selection.start and repo.transition(
+                    job.id, JobState.PENDING, JobState.RUNNING, now,
+                    values={"start_time": now, "allocation": selection.start[job.id]},
+                ):
+                    claimed.append(to_record(rows[job.id]))
+            for job_id, reason in reasons.items():
+                row = rows[job_id]
+                # A reason is not a change of state: no event, and no write when
+                # it is the same as last round's.
+                if row.state == JobState.PENDING and row.state_reason != reason:
+                    row.state_reason = reason
         return claimed
-
 
 def process_identity(pid: int) -> str:
     """host:pid:start-time, unique across pid reuse."""

@@ -11,10 +11,13 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobgate.backends.base import Backend
-from jobgate.config import Settings
+from jobgate.config import PartitionConfig, Settings
+from jobgate.domain.arrays import parse_array
+from jobgate.domain.dependencies import parse_dependencies
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.output import DEFAULT_STDERR, DEFAULT_STDOUT, expand_output_pattern
-from jobgate.domain.spec import JobSpec, resolve_spec
+from jobgate.domain.parsing import format_duration
+from jobgate.domain.spec import JobSpec, job_memory, resolve_spec
 from jobgate.domain.states import JobState, can_transition
 from jobgate.errors import ConflictError, InvalidSpecError, NotFoundError
 from jobgate.service.auth import Principal
@@ -24,6 +27,7 @@ from jobgate.store.jobs import (
     JobRepository,
     decode_cursor,
     encode_cursor,
+    states_of_refs,
     to_record,
 )
 from jobgate.store.tables import JobRow
@@ -55,25 +59,42 @@ class JobService:
 
     def submit(self, spec: JobSpec, user: Principal) -> JobRecord:
         """Validate a request against the cluster, record it PENDING and commit.
+        An array becomes one job per task; the first task is returned.
 
         Raises:
-            InvalidSpecError: a bad value, an unknown cluster or partition.
+            InvalidSpecError: a bad value, an unknown cluster, partition or
+                dependency, or a value past the partition's limits.
             UnsupportedError: the cluster cannot run what is asked (yet).
         """
         spec, cluster, partition = self.validate(spec)
+        tasks = parse_array(spec.array).indices if spec.array else None
         now = utcnow()
         with self.sessions.begin() as session:
-            row = JobRow(
-                **spec_columns(spec, cluster, partition), state=JobState.PENDING.value,
-                state_reason=held_reason(spec.hold, "user"), held=spec.hold,
-                user_name=user.name, working_directory="", standard_output="",
-                standard_error="", submit_time=now, updated_at=now, requeue_count=0,
-            )
-            JobRepository(session).add(row, spec.tags, now, "submitted")
-            # Paths need the id, which the insert just gave us.
-            self.place(row, spec)
+            if spec.dependencies:
+                check_dependencies_exist(session, spec.dependencies)
+
+            def new_row(task: int | None, array_job_id: int | None) -> JobRow:
+                return JobRow(
+                    **spec_columns(spec, cluster, partition), state=JobState.PENDING.value,
+                    state_reason=held_reason(spec.hold, "user"), held=spec.hold,
+                    user_name=user.name, working_directory="", standard_output="",
+                    standard_error="", submit_time=now, updated_at=now, requeue_count=0,
+                    array_job_id=array_job_id, array_task_id=task,
+                )
+
+            repo = JobRepository(session)
+            first = new_row(tasks[0] if tasks else None, None)
+            repo.add(first, spec.tags, now, "submitted")
+            rows = [first]
+            if tasks:
+                # Slurm's ArrayJobId is the id of the first task.
+                first.array_job_id = first.id
+                rows += [new_row(task, first.id) for task in tasks[1:]]
+                repo.add_many(rows[1:], spec.tags, now, "submitted")
+            for row in rows:  # paths need the ids, which the inserts just gave
+                self.place(row, spec)
             session.flush()
-            record = to_record(row)
+            record = to_record(first)
         self.wake_engine()
         return record
 
@@ -91,10 +112,12 @@ class JobService:
             raise InvalidSpecError("cluster", cluster,
                                    f"no such cluster; known: {', '.join(self.backends)}")
         partition = spec.partition or config.default_partition
-        if not config.has_partition(partition):
+        limits = config.partition(partition)
+        if limits is None:
             known = ", ".join(p.name for p in config.partitions)
             raise InvalidSpecError("partition", partition,
                                    f"no such partition on {cluster}; known: {known}")
+        spec = apply_partition_limits(spec, limits)
         self.backends[cluster].check(spec)
         return spec, cluster, partition
 
@@ -107,7 +130,8 @@ class JobService:
                               ("standard_error", spec.stderr or DEFAULT_STDERR)):
             setattr(row, attr, expand_output_pattern(
                 pattern, job_id=row.id, name=row.name, user=row.user_name,
-                working_directory=row.working_directory,
+                working_directory=row.working_directory, array_job_id=row.array_job_id,
+                array_task_id=row.array_task_id,
             ))
 
     # -- read -----------------------------------------------------------------
@@ -219,6 +243,45 @@ class JobService:
         return row
 
 
+def check_dependencies_exist(session: Session, text: str) -> None:
+    """Refuse dependencies on jobs the ledger does not know, as sbatch does.
+
+    Raises:
+        InvalidSpecError: a syntax error, or naming the unknown jobs.
+    """
+    deps = parse_dependencies(text)
+    refs = {ref for condition in deps.conditions for ref in condition.refs}
+    missing = sorted(str(ref) for ref in refs - set(states_of_refs(session, refs)))
+    if missing:
+        raise InvalidSpecError("dependencies", text, f"no such job: {', '.join(missing)}")
+
+
+def apply_partition_limits(spec: JobSpec, partition: PartitionConfig) -> JobSpec:
+    """The spec with the partition's default time; refused past its limits.
+
+    Raises:
+        InvalidSpecError: naming the field and the partition's limit.
+    """
+    if spec.time_limit is None and "time_limit" not in spec.model_fields_set \
+            and partition.default_time is not None:
+        spec = spec.model_copy(update={"time_limit": partition.default_time})
+    where = f"partition {partition.name!r}"
+    if partition.max_time is not None and (spec.time_limit is None
+                                           or spec.time_limit > partition.max_time):
+        raise InvalidSpecError("time_limit", spec.time_limit if spec.time_limit is not None
+                               else "UNLIMITED",
+                               f"{where} allows at most {format_duration(partition.max_time)}")
+    cpus = (spec.ntasks or 1) * (spec.cpus_per_task or 1)
+    if partition.max_cpus_per_job is not None and cpus > partition.max_cpus_per_job:
+        raise InvalidSpecError("cpus_per_task", cpus,
+                               f"{where} allows at most {partition.max_cpus_per_job} CPUs a job")
+    memory = job_memory(spec.memory, spec.memory_per_cpu, cpus)
+    if partition.max_memory_per_job is not None and memory > partition.max_memory_per_job:
+        raise InvalidSpecError("memory", memory,
+                               f"{where} allows at most {partition.max_memory_per_job} MiB a job")
+    return spec
+
+
 def spec_columns(spec: JobSpec, cluster: str, partition: str) -> dict[str, Any]:
     """The ledger columns a spec decides."""
     return {
@@ -244,7 +307,7 @@ def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datet
     if update.run is not None and update.run != row.requeue_count:
         return  # about a run the job has since been requeued from
     current = JobState(row.state)
-    values = {
+    values: dict[str, Any] = {
         key: value for key, value in {
             "start_time": update.start_time, "end_time": update.end_time,
             "exit_code": update.exit_code, "exit_code_signal": update.exit_code_signal,
@@ -264,5 +327,7 @@ def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datet
         return
     if update.state.final and "end_time" not in values:
         values["end_time"] = now
+    if update.state.final and update.data:
+        values["stats"] = update.data
     repo.transition(row.id, current, update.state, now, reason=update.reason,
                     values=values, data=update.data)

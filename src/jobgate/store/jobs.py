@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
+from jobgate.domain.dependencies import JobRef
 from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
@@ -69,6 +70,21 @@ class JobRepository:
         self.session.flush()
         self.add_event(row.id, at, None, JobState(row.state), reason, {})
         return row
+
+    def add_many(
+        self, rows: Sequence[JobRow], tags: Sequence[str], at: datetime, reason: str | None
+    ) -> None:
+        """Insert jobs with their tags and first events in two flushes (arrays)."""
+        for row in rows:
+            row.tags = [JobTagRow(tag=tag, position=i) for i, tag in enumerate(tags)]
+        self.session.add_all(rows)
+        self.session.flush()
+        self.session.add_all([
+            JobEventRow(job_id=row.id, at=at, from_state=None, to_state=row.state,
+                        reason=reason, data={})
+            for row in rows
+        ])
+        self.session.flush()
 
     def get(self, job_id: int, *, for_update: bool = False) -> JobRow | None:
         query = select(JobRow).where(JobRow.id == job_id)
@@ -179,6 +195,31 @@ class JobRepository:
         ]
 
 
+def states_of_refs(session: Session, refs: Iterable[JobRef]) -> dict[JobRef, list[JobState]]:
+    """The states each reference stands for: a job's own, every task of an array
+    job, or one task. Unknown references are left out."""
+    refs = set(refs)
+    ids = {ref.job_id for ref in refs}
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(JobRow.id, JobRow.array_job_id, JobRow.array_task_id, JobRow.state).where(
+            or_(JobRow.id.in_(ids), JobRow.array_job_id.in_(ids))
+        )
+    ).all()
+    found: dict[JobRef, list[JobState]] = {}
+    for ref in refs:
+        if ref.task is not None:
+            states = [r.state for r in rows
+                      if r.array_job_id == ref.job_id and r.array_task_id == ref.task]
+        else:
+            tasks = [r.state for r in rows if r.array_job_id == ref.job_id]
+            states = tasks or [r.state for r in rows if r.id == ref.job_id]
+        if states:
+            found[ref] = [JobState(s) for s in states]
+    return found
+
+
 def to_record(row: JobRow) -> JobRecord:
     """The domain view of a ledger row."""
     return JobRecord(
@@ -193,4 +234,6 @@ def to_record(row: JobRow) -> JobRecord:
         start_time=row.start_time, end_time=row.end_time, exit_code=row.exit_code,
         exit_code_signal=row.exit_code_signal, requeue_count=row.requeue_count,
         native_id=row.native_id, spec=JobSpec.model_validate(row.spec),
+        array_job_id=row.array_job_id, array_task_id=row.array_task_id,
+        allocation=row.allocation, stats=row.stats,
     )

@@ -64,6 +64,13 @@ class JobRow(Base):
     requeue_count: Mapped[int] = mapped_column(Integer, default=0)
     native_id: Mapped[str | None] = mapped_column(String(128))
     spec: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    # Slurm's ArrayJobId/ArrayTaskId (the registry's group_id/group_index).
+    array_job_id: Mapped[int | None] = mapped_column(BigId)
+    array_task_id: Mapped[int | None] = mapped_column(Integer)
+    # Where the job runs: {"node", "cpus": [ids], "memory", "gpus": [ids]}.
+    allocation: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    # Usage of the last run: cpu_user, cpu_system (s), max_rss_kib, suspended_seconds.
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
 
     tags: Mapped[list[JobTagRow]] = relationship(
         back_populates="job", cascade="all, delete-orphan", lazy="selectin",
@@ -76,6 +83,7 @@ class JobRow(Base):
         Index("ix_jobs_state_id", "state", "id"),
         Index("ix_jobs_user_id", "user_name", "id"),
         Index("ix_jobs_partition_id", "partition", "id"),
+        Index("ix_jobs_array", "array_job_id", "array_task_id"),
     )
 
 

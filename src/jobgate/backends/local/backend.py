@@ -14,13 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from jobgate.backends.base import Capabilities, refuse_unsupported
+from jobgate.backends.base import Capabilities, Selection, refuse_unsupported
 from jobgate.backends.local import supervisor
 from jobgate.backends.local.jobdir import JobDir
+from jobgate.backends.local.resources import node_name, node_resources
+from jobgate.backends.local.scheduler import Allocation, Request, Running, schedule
+from jobgate.config import ClusterConfig
+from jobgate.domain.arrays import parse_array
 from jobgate.domain.job import JobRecord, JobUpdate
-from jobgate.domain.spec import JobSpec
+from jobgate.domain.spec import JobSpec, job_memory
 from jobgate.domain.states import JobState
-from jobgate.errors import BackendError, ConflictError, InvalidSpecError, UnsupportedError
+from jobgate.errors import BackendError, ConflictError, InvalidSpecError
+
+TIER_WEIGHT = 1 << 32
 
 # How often jobs are checked without a word from the launcher (adopted jobs, and
 # a safety net should the launcher die).
@@ -30,7 +36,8 @@ SUPPORTED_FIELDS = frozenset({
     "name", "script", "command", "working_directory", "environment", "cluster",
     "partition", "account", "nodes", "ntasks", "cpus_per_task", "memory",
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
-    "additional_data", "hold",
+    "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
+    "kill_on_invalid_dependency",
 })
 
 
@@ -44,7 +51,13 @@ class LocalBackend:
         spec_fields=SUPPORTED_FIELDS,
     )
 
-    def __init__(self, home: Path, *, kill_wait: float = 10.0, cluster: str = "local") -> None:
+    def __init__(
+        self, home: Path, *, kill_wait: float = 10.0, cluster: str = "local",
+        config: ClusterConfig | None = None,
+    ) -> None:
+        self.config = config or ClusterConfig()
+        self.resources = node_resources(self.config)
+        self.node = node_name()
         self.jobs_dir = home / "jobs"
         self.runs_dir = home / "runs"
         self.kill_wait = kill_wait
@@ -60,19 +73,52 @@ class LocalBackend:
     # -- protocol -------------------------------------------------------------
 
     def check(self, spec: JobSpec) -> None:
-        if spec.gpus:
-            raise UnsupportedError(
-                f"cluster {self.cluster!r} does not support gpus yet",
-                details={"fields": ["gpus"], "cluster": self.cluster},
-            )
-        checked = spec.model_copy(update={"gpus": None}) if spec.gpus == 0 else spec
-        refuse_unsupported(checked, self.capabilities, self.cluster)
+        refuse_unsupported(spec, self.capabilities, self.cluster)
         if (spec.nodes or 1) > 1:
             raise InvalidSpecError("nodes", spec.nodes, "the local cluster has one node")
+        node = self.resources
+        cpus = (spec.ntasks or 1) * (spec.cpus_per_task or 1)
+        if cpus > len(node.cpus):
+            raise InvalidSpecError("cpus_per_task", cpus,
+                                   f"more CPUs than the local node has ({len(node.cpus)})")
+        memory = job_memory(spec.memory, spec.memory_per_cpu, cpus)
+        if memory > node.memory:
+            raise InvalidSpecError("memory", memory,
+                                   f"more memory than the local node has ({node.memory} MiB)")
+        if (spec.gpus or 0) > len(node.gpus):
+            raise InvalidSpecError("gpus", spec.gpus,
+                                   f"more GPUs than the local node has ({len(node.gpus)})")
         if spec.working_directory is not None and not Path(spec.working_directory).is_dir():
             raise InvalidSpecError(
                 "working_directory", spec.working_directory, "no such directory on the cluster"
             )
+
+    def select(
+        self, pending: Sequence[JobRecord], active: Sequence[JobRecord], now: datetime
+    ) -> Selection:
+        tiers = {p.name: p.priority_tier for p in self.config.partitions}
+        running = [
+            Running(job.id, allocation_of(job), expected_end(job)) for job in active
+        ]
+        requests = [
+            Request(
+                job_id=job.id, cpus=job.cpus,
+                memory=job_memory(job.memory, job.memory_per_cpu, job.cpus), gpus=job.gpus,
+                time_limit=job.time_limit,
+                # A partition's tier outranks any priority within it.
+                priority=tiers.get(job.partition, 0) * TIER_WEIGHT + job.priority,
+            )
+            for job in pending
+        ]
+        decision = schedule(self.resources, running, requests, now.timestamp())
+        return Selection(
+            start={
+                job_id: {"node": self.node, "cpus": list(a.cpus), "memory": a.memory,
+                         "gpus": list(a.gpus)}
+                for job_id, a in decision.start
+            },
+            reasons=decision.waiting,
+        )
 
     def default_working_directory(self, job_id: int) -> str:
         path = self.jobs_dir / str(job_id)
@@ -205,9 +251,15 @@ class LocalBackend:
             # A requeued run keeps what earlier runs wrote, as Slurm does.
             "open_mode": "ab" if job.requeue_count else "wb",
             "time_limit": job.time_limit,
-            "memory_limit": job.memory,
+            "memory_limit": job_memory(job.memory, job.memory_per_cpu, job.cpus) or None,
+            "cpus": self._affinity(job),
             "kill_wait": self.kill_wait,
         }
+
+    def _affinity(self, job: JobRecord) -> list[int]:
+        """The job's CPU ids that exist here (a configured node may claim more)."""
+        usable = os.sched_getaffinity(0)
+        return [cpu for cpu in (job.allocation or {}).get("cpus", []) if cpu in usable]
 
     def _send(self, line: str) -> None:
         with self._lock:
@@ -243,11 +295,26 @@ class LocalBackend:
                 self._waker()
 
 
+def allocation_of(job: JobRecord) -> Allocation:
+    held = job.allocation or {}
+    return Allocation(cpus=tuple(held.get("cpus", ())), memory=int(held.get("memory", 0)),
+                      gpus=tuple(held.get("gpus", ())))
+
+
+def expected_end(job: JobRecord) -> float | None:
+    """When a running job must end by its limit (unknown while suspended)."""
+    if job.time_limit is None or job.start_time is None or job.state is JobState.SUSPENDED:
+        return None
+    return job.start_time.timestamp() + job.time_limit
+
+
 def job_environment(job: JobRecord) -> dict[str, str]:
     """The job's environment: the gateway's own (less jobgate's settings), the
-    request's variables, then the SLURM_* variables a batch script expects."""
+    request's variables, then the SLURM_* variables a batch script expects, each
+    with a JOBGATE_* twin."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
     env.update(job.spec.environment)
+    allocation = job.allocation or {}
     slurm = {
         "JOB_ID": str(job.id),
         "JOB_NAME": job.name,
@@ -257,12 +324,31 @@ def job_environment(job: JobRecord) -> dict[str, str]:
         "JOB_PARTITION": job.partition,
         "JOB_NUM_NODES": str(job.num_nodes),
         "CLUSTER_NAME": job.cluster,
+        "JOB_NODELIST": str(allocation.get("node", node_name())),
+        "JOB_CPUS_PER_NODE": str(job.cpus),
+        "RESTART_COUNT": str(job.requeue_count),
     }
-    if job.memory is not None:
-        slurm["MEM_PER_NODE"] = str(job.memory)
+    memory = job_memory(job.memory, job.memory_per_cpu, job.cpus)
+    if memory:
+        slurm["MEM_PER_NODE"] = str(memory)
     if job.account:
         slurm["JOB_ACCOUNT"] = job.account
+    if job.array_job_id is not None and job.array_task_id is not None and job.spec.array:
+        tasks = parse_array(job.spec.array)
+        slurm |= {
+            "ARRAY_JOB_ID": str(job.array_job_id), "ARRAY_TASK_ID": str(job.array_task_id),
+            "ARRAY_TASK_COUNT": str(tasks.count), "ARRAY_TASK_MIN": str(tasks.min),
+            "ARRAY_TASK_MAX": str(tasks.max),
+        }
+        if len(tasks.indices) > 1:
+            steps = {b - a for a, b in zip(tasks.indices, tasks.indices[1:], strict=False)}
+            slurm["ARRAY_TASK_STEP"] = str(steps.pop() if len(steps) == 1 else 1)
+    gpus = allocation.get("gpus", [])
+    if gpus:
+        slurm["JOB_GPUS"] = ",".join(map(str, gpus))
     for key, value in slurm.items():
         env[f"SLURM_{key}"] = value
         env[f"JOBGATE_{key}"] = value
+    # Only the allocated GPUs are visible; none at all when none were asked for.
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
     return env
