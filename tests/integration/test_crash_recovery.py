@@ -86,3 +86,26 @@ def test_job_still_running_at_restart_is_adopted(server: ServerProcess, tmp_path
         events = client.get(f"/v1/jobs/{job_id}/events").json()["events"]
     # One run, one start: adoption did not launch it a second time.
     assert [e["to_state"] for e in events] == ["PENDING", "RUNNING", "FAILED"]
+
+
+def test_ten_running_jobs_survive_a_kill_and_run_once(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    server.start(JOBGATE_CLUSTERS='{"local": {"cpus": 10}}')  # room for all ten at once
+    with server.client() as client:
+        ids = [client.post("/v1/jobs", json={
+            "command": f"echo $SLURM_JOB_ID >> {runs}/$SLURM_JOB_ID; sleep 2; exit {i + 10}",
+        }).json()["id"] for i in range(10)]
+        for job_id in ids:
+            wait_for(client, job_id, lambda j: j["state"] == "RUNNING")
+        assert not any(client.get(f"/v1/jobs/{i}").json()["final"] for i in ids)
+    server.kill()
+    server.start()
+    with server.client() as client:
+        for i, job_id in enumerate(ids):
+            job = wait_for(client, job_id, final)
+            assert (job["state"], job["exit_code"]) == ("FAILED", i + 10)
+    assert sorted(int(p.name) for p in runs.iterdir()) == sorted(ids)
+    assert all(p.read_text() == f"{p.name}\n" for p in runs.iterdir())  # one run each
