@@ -149,8 +149,8 @@ class Engine:
         claimed = []
         with self.service.sessions.begin() as session:
             repo = JobRepository(session)
-            rows = {row.id: row for row in
-                    repo.in_states(cluster, [JobState.PENDING], limit=PENDING_WINDOW)}
+            rows = {row.id: row for row in repo.in_states(
+                cluster, [JobState.PENDING], limit=PENDING_WINDOW, for_update=True)}
             if not rows:
                 return []
             pending = [to_record(row) for row in rows.values()]
@@ -159,19 +159,17 @@ class Engine:
             verdict = triage(pending, active, now,
                              lambda refs: states_of_refs(session, refs))
             for job in verdict.past_deadline:
-                repo.transition(job.id, JobState.PENDING, JobState.DEADLINE, now,
-                                reason="deadline passed before the job could start",
-                                values={"end_time": now})
+                repo.move(rows[job.id], JobState.DEADLINE, now, values={"end_time": now},
+                          reason="deadline passed before the job could start")
             for job in verdict.never_runnable:
-                repo.transition(job.id, JobState.PENDING, JobState.CANCELLED, now,
-                                reason="DependencyNeverSatisfied", values={"end_time": now})
+                repo.move(rows[job.id], JobState.CANCELLED, now, values={"end_time": now},
+                          reason="DependencyNeverSatisfied")
             selection = backend.select(verdict.eligible, active, now)
             reasons = verdict.reasons | selection.reasons
             for job in verdict.eligible:
-                if job.id in selection.start and repo.transition(
-                    job.id, JobState.PENDING, JobState.RUNNING, now,
-                    values={"start_time": now, "allocation": selection.start[job.id]},
-                ):
+                if job.id in selection.start:
+                    repo.move(rows[job.id], JobState.RUNNING, now, values={
+                        "start_time": now, "allocation": selection.start[job.id]})
                     claimed.append(to_record(rows[job.id]))
             for job_id, reason in reasons.items():
                 row = rows[job_id]

@@ -229,8 +229,9 @@ class JobService:
         now = utcnow()
         with self.sessions.begin() as session:
             repo = JobRepository(session)
+            rows = repo.get_many(update.job_id for update in updates)
             for update in updates:
-                row = repo.get(update.job_id)
+                row = rows.get(update.job_id)
                 if row is None:
                     log.warning("update for unknown job %s ignored", update.job_id)
                     continue
@@ -329,5 +330,4 @@ def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datet
         values["end_time"] = now
     if update.state.final and update.data:
         values["stats"] = update.data
-    repo.transition(row.id, current, update.state, now, reason=update.reason,
-                    values=values, data=update.data)
+    repo.move(row, update.state, now, reason=update.reason, values=values, data=update.data)

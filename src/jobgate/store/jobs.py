@@ -114,15 +114,38 @@ class JobRepository:
             query = query.where(JobRow.partition == filters.partition)
         return query
 
-    def in_states(self, cluster: str, states: Sequence[JobState], limit: int) -> list[JobRow]:
-        """Jobs of a cluster in the given states, highest priority then oldest first."""
+    def in_states(
+        self, cluster: str, states: Sequence[JobState], limit: int, *, for_update: bool = False
+    ) -> list[JobRow]:
+        """Jobs of a cluster in the given states, highest priority then oldest first.
+        `for_update` locks them for this transaction (PostgreSQL; SQLite's
+        BEGIN IMMEDIATE already excludes other writers)."""
         query = (
             select(JobRow)
             .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
             .order_by(JobRow.priority.desc(), JobRow.id)
             .limit(limit)
         )
+        if for_update:
+            query = query.with_for_update()
         return list(self.session.scalars(query))
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, JobRow]:
+        """Jobs by id, locked for this transaction (see `in_states`)."""
+        query = select(JobRow).where(JobRow.id.in_(set(ids))).with_for_update()
+        return {row.id: row for row in self.session.scalars(query)}
+
+    def move(
+        self, row: JobRow, new: JobState, at: datetime, *, reason: str | None = None,
+        values: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+    ) -> None:
+        """`transition` for a row this transaction has locked: no compare-and-set
+        round trip, and many moves go to the database in one flush."""
+        previous = JobState(row.state)
+        for key, value in ({"state": new.value, "state_reason": reason, "updated_at": at}
+                           | (values or {})).items():
+            setattr(row, key, value)
+        self.add_event(row.id, at, previous, new, reason, data or {})
 
     def transition(
         self,
@@ -176,7 +199,6 @@ class JobRepository:
             job_id=job_id, at=at, from_state=from_state.value if from_state else None,
             to_state=to_state.value, reason=reason, data=data,
         ))
-        self.session.flush()
 
     def events(self, job_id: int, *, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
         query = (

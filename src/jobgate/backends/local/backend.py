@@ -133,8 +133,7 @@ class LocalBackend:
             return JobUpdate(job.id, JobState.RUNNING, native_id=str(job.id),
                              run=job.requeue_count)
         try:
-            run_dir.write_launch(self._launch_data(job, run_dir))
-            self._send(str(run_dir.path))
+            self._send(json.dumps({"dir": str(run_dir.path), "launch": self._launch_data(job)}))
         except OSError as exc:
             raise BackendError(f"could not launch job {job.id}: {exc}") from exc
         self._track(run_dir)
@@ -234,16 +233,15 @@ class LocalBackend:
         if not self._dir(job).control(**changes):
             raise ConflictError(f"job {job.id} has no running supervisor")
 
-    def _launch_data(self, job: JobRecord, run_dir: JobDir) -> dict[str, Any]:
+    def _launch_data(self, job: JobRecord) -> dict[str, Any]:
         if job.spec.script is not None:
-            script = run_dir.path / "script"
-            run_dir.path.mkdir(parents=True, exist_ok=True)
-            script.write_text(job.spec.script)
-            argv = ["/bin/bash", str(script)]
+            # The supervisor writes the script into its run directory.
+            argv = ["/bin/bash", str(self._dir(job).path / "script")]
         else:
             argv = ["/bin/bash", "-c", job.spec.command or ""]
         return {
             "argv": argv,
+            "script": job.spec.script,
             "cwd": job.working_directory,
             "env": job_environment(job),
             "stdout": job.standard_output,
@@ -324,7 +322,7 @@ def job_environment(job: JobRecord) -> dict[str, str]:
         "JOB_PARTITION": job.partition,
         "JOB_NUM_NODES": str(job.num_nodes),
         "CLUSTER_NAME": job.cluster,
-        "JOB_NODELIST": str(allocation.get("node", node_name())),
+        "JOB_NODELIST": str(allocation.get("node") or node_name()),
         "JOB_CPUS_PER_NODE": str(job.cpus),
         "RESTART_COUNT": str(job.requeue_count),
     }

@@ -33,20 +33,12 @@ class JobDir:
         return int(self.path.name.split(".")[1])
 
     @property
-    def launch_file(self) -> Path:
-        return self.path / "launch.json"
-
-    @property
     def exit_file(self) -> Path:
         return self.path / "exit.json"
 
     @property
     def started_file(self) -> Path:
         return self.path / "started.json"
-
-    def write_launch(self, launch: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.launch_file, launch)
 
     def supervisor_alive(self) -> bool:
         """Whether a supervisor holds this directory's lock right now."""

@@ -1,14 +1,16 @@
 """Launcher and per-job supervisor of the local cluster. Standard library only.
 
-Run as ``python -I -S supervisor.py``: it reads one job directory per line on
-stdin and forks a supervisor for each (a fork costs about a millisecond, where a
-fresh interpreter per job costs tens). It writes ``{"ended": <job dir>}`` on
-stdout when a supervisor it forked exits, and exits itself at end of input;
-the supervisors live on in their own sessions, so jobs survive the gateway.
+Run as ``python -I -S supervisor.py``: it reads one launch per line on stdin,
+``{"dir": <run dir>, "launch": {argv, cwd, env, output files, limits, script}}``,
+and forks a supervisor for each (a fork costs about a millisecond, where a fresh
+interpreter per job costs tens; the launch travels in memory, so the gateway
+writes no file to launch a job). It writes ``{"ended": <run dir>}`` on stdout
+when a supervisor it forked exits, and exits itself at end of input; the
+supervisors live on in their own sessions, so jobs survive the gateway.
 
-A supervisor owns one job directory:
+A supervisor owns one run directory, which it creates:
 
-- ``launch.json``   written by the gateway: argv, cwd, env, output files, limits
+- ``script``        the batch script, when the job has one
 - ``supervisor.lock`` flock held for the supervisor's whole life (liveness that
   is safe against pid reuse: a lock dies with its holder)
 - ``started.json``  written once, before the job runs: pid and /proc start time
@@ -74,9 +76,9 @@ class Supervisor:
     SIGALRM   its own timer: time limit, SIGKILL escalation, memory sampling
     """
 
-    def __init__(self, job_dir: Path) -> None:
+    def __init__(self, job_dir: Path, launch: dict[str, Any]) -> None:
         self.job_dir = job_dir
-        self.launch: dict[str, Any] = json.loads((job_dir / "launch.json").read_text())
+        self.launch = launch
         self.child: subprocess.Popen[bytes] | None = None
         self.cancelled = False
         self.timed_out = False
@@ -93,6 +95,7 @@ class Supervisor:
         self.max_tree_rss_kib = 0
 
     def run(self) -> None:
+        self.job_dir.mkdir(parents=True, exist_ok=True)
         lock = open(self.job_dir / "supervisor.lock", "a")  # noqa: SIM115 - held until exit
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (self.job_dir / "started.json").exists():
@@ -109,6 +112,8 @@ class Supervisor:
             self._finish(start, None, {"cancelled": True, "never_started": True})
             return
         self.started_mono = time.monotonic()
+        if self.launch.get("script") is not None:
+            (self.job_dir / "script").write_text(self.launch["script"])
         self.child = self._spawn()
         write_json_atomic(self.job_dir / "child.json", {"pid": self.child.pid})
         if self.memory_limit_kib is not None:
@@ -248,7 +253,7 @@ def tree_rss_kib(session_id: int) -> int:
     return total
 
 
-def supervise(job_dir: Path) -> None:
+def supervise(job_dir: Path, launch: dict[str, Any]) -> None:
     """Entry point of a forked supervisor: detach, run the job, leave."""
     os.setsid()
     signal.set_wakeup_fd(-1)
@@ -260,14 +265,14 @@ def supervise(job_dir: Path) -> None:
         os.dup2(devnull, fd)
     os.close(devnull)
     try:
-        Supervisor(job_dir).run()
+        Supervisor(job_dir, launch).run()
     except Exception as exc:
-        failure = job_dir / "supervisor.error"
-        failure.write_text(f"{type(exc).__name__}: {exc}\n")
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "supervisor.error").write_text(f"{type(exc).__name__}: {exc}\n")
 
 
 def launcher() -> None:
-    """Fork a supervisor per job directory read on stdin; report their exits."""
+    """Fork a supervisor per launch read on stdin; report their exits."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -276,27 +281,24 @@ def launcher() -> None:
     children: dict[int, str] = {}
     stdin = sys.stdin.buffer
     pending = b""
-    open_input = True
-    while open_input or children:
-        ready, _, _ = select.select([stdin, wake_read] if open_input else [wake_read], [], [], 1.0)
+    while True:
+        ready, _, _ = select.select([stdin, wake_read], [], [], 1.0)
         if wake_read in ready:
             os.read(wake_read, 4096)
         if stdin in ready:
-            chunk = os.read(stdin.fileno(), 65536)
+            chunk = os.read(stdin.fileno(), 1 << 20)
             if not chunk:
-                open_input = False
-                # The gateway is gone: the supervisors go on without us.
-                return
+                return  # the gateway is gone: the supervisors go on without us
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 if line.strip():
-                    job_dir = line.decode()
+                    order = json.loads(line)
                     pid = os.fork()
                     if pid == 0:
-                        supervise(Path(job_dir))
+                        supervise(Path(order["dir"]), order["launch"])
                         os._exit(0)
-                    children[pid] = job_dir
+                    children[pid] = order["dir"]
         _reap(children)
 
 

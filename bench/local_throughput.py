@@ -1,0 +1,155 @@
+"""Local cluster throughput and latency, beside this machine's spawn ceiling.
+
+    .venv/bin/python bench/local_throughput.py [N] [--http] [--latency-jobs K]
+
+Ceiling (same run): N Popen of `/bin/sh -c true` in a new session with stdout and
+stderr to files, from 2 threads. Measured: N jobs running `true` submitted through
+JobService (in process, with the engine), and with --http through the REST API
+of a `jobgate serve`, timed from the first submit until all are final. Latency:
+K jobs one at a time on the idle cluster; submit -> RUNNING from the ledger's
+times, and process exit -> final state committed (visible through the API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from jobgate.config import ClusterConfig, Settings
+from jobgate.domain.spec import JobSpec
+from jobgate.domain.states import FINAL_STATES
+from jobgate.service.auth import Principal
+from jobgate.service.gateway import Gateway
+from jobgate.store.tables import JobRow
+from server_process import ServerProcess
+
+ADMIN = Principal("admin", is_admin=True)
+# Enough CPU slots that the scheduler never makes `true` jobs wait for a core:
+# what is measured is the gateway, not the queue.
+WIDE = {"local": ClusterConfig(cpus=64)}
+
+
+def ceiling(n: int, root: Path) -> float:
+    root.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(n))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            with open(root / f"{i}.out", "wb") as out, open(root / f"{i}.err", "wb") as err:
+                subprocess.Popen(["/bin/sh", "-c", "true"], stdout=out, stderr=err,
+                                 start_new_session=True).wait()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
+
+
+def through_service(n: int, home: Path) -> float:
+    gateway = Gateway(Settings.load(home=home, engine_interval=0.05, clusters=WIDE))
+    gateway.start()
+    try:
+        spec = JobSpec.parse({"command": "true"})
+        start = time.perf_counter()
+        for _ in range(n):
+            gateway.jobs.submit(spec, ADMIN)
+        while True:
+            if count_final(gateway) >= n:
+                return time.perf_counter() - start
+            time.sleep(0.02)
+    finally:
+        gateway.stop()
+
+
+def count_final(gateway: Gateway) -> int:
+    with gateway.sessions() as session:
+        return session.scalar(select(func.count()).select_from(JobRow).where(
+            JobRow.state.in_([s.value for s in FINAL_STATES]))) or 0
+
+
+def through_http(n: int, home: Path) -> float:
+    server = ServerProcess(home).start(
+        JOBGATE_CLUSTERS='{"local": {"cpus": 64}}', JOBGATE_ENGINE_INTERVAL="0.05")
+    try:
+        with server.client() as client:
+            start = time.perf_counter()
+            for _ in range(n):
+                client.post("/v1/jobs", json={"command": "true"}).raise_for_status()
+            while True:
+                page = client.get("/v1/jobs", params={"limit": 1, "state": [
+                    "PENDING", "RUNNING"]}).json()
+                if not page["jobs"]:
+                    return time.perf_counter() - start
+                time.sleep(0.02)
+    finally:
+        server.stop()
+
+
+def latency(k: int, home: Path) -> tuple[list[float], list[float]]:
+    server = ServerProcess(home).start(JOBGATE_ENGINE_INTERVAL="0.5")
+    to_running, to_final = [], []
+    try:
+        with server.client() as client:
+            for _ in range(k):
+                job = client.post("/v1/jobs", json={"command": "true"}).json()
+                while not client.get(f"/v1/jobs/{job['id']}").json()["final"]:
+                    time.sleep(0.005)
+                events = client.get(f"/v1/jobs/{job['id']}/events").json()["events"]
+                final = client.get(f"/v1/jobs/{job['id']}").json()
+                at = {e["to_state"]: _ts(e["at"]) for e in events}
+                to_running.append(at["RUNNING"] - _ts(final["submit_time"]))
+                to_final.append(at[final["state"]] - _ts(final["end_time"]))
+    finally:
+        server.stop()
+    return to_running, to_final
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", nargs="?", type=int, default=2000)
+    parser.add_argument("--http", action="store_true")
+    parser.add_argument("--latency-jobs", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base = ceiling(args.n, root / "ceiling")
+        rows = [("spawn ceiling (sh -c true, 2 threads)", base)]
+        rows.append(("JobService.submit -> all final", through_service(args.n, root / "svc")))
+        if args.http:
+            rows.append(("POST /v1/jobs -> all final", through_http(args.n, root / "http")))
+        to_running, to_final = latency(args.latency_jobs, root / "lat")
+    print(f"{'what':<40}{'jobs':>6}{'seconds':>9}{'jobs/s':>8}{'of ceiling':>12}")
+    for what, seconds in rows:
+        print(f"{what:<40}{args.n:>6}{seconds:>9.2f}{args.n / seconds:>8.0f}"
+              f"{base / seconds:>11.0%}")
+    for what, values in (("submit -> RUNNING", to_running), ("exit -> final visible", to_final)):
+        ms = sorted(v * 1000 for v in values)
+        print(f"{what:<28} p50 {statistics.median(ms):7.1f} ms   "
+              f"p90 {ms[int(len(ms) * 0.9) - 1]:7.1f} ms   ({len(ms)} jobs, idle)")
+
+
+if __name__ == "__main__":
+    main()
