@@ -201,3 +201,35 @@ def test_begin_and_deadline(two_cpus: Api) -> None:
     past = datetime.now(UTC) - timedelta(seconds=1)
     missed = api.submit(command="true", deadline=past.isoformat())
     assert api.wait_final(missed["id"])["state"] == "DEADLINE"
+
+
+@pytest.fixture
+def two_gpus(tmp_path: Path, db_url: str) -> Iterator[Api]:
+    """A node configured with 2 GPUs (jobgate.toml may say so where nvidia-smi cannot)."""
+    cluster = ClusterConfig(cpus=4, memory=1024, gpus=2)
+    settings = Settings.load(home=tmp_path / "home", database_url=db_url, kill_wait=1.0,
+                             engine_interval=0.05, clusters={"local": cluster})
+    with TestClient(create_app(settings)) as client:
+        yield Api(client, settings.admin_token_path.read_text().strip())
+
+
+def test_gpus_are_given_through_cuda_visible_devices(two_gpus: Api, tmp_path: Path) -> None:
+    api = two_gpus
+    flag = tmp_path / "go"
+    hold = f"while [ ! -e {flag} ]; do sleep 0.05; done"
+    first = api.submit(command=f"echo $CUDA_VISIBLE_DEVICES; {hold}", gpus=1)
+    second = api.submit(command=f"echo $CUDA_VISIBLE_DEVICES $SLURM_JOB_GPUS; {hold}", gpus=1)
+    for holder in (first, second):
+        wait_until(api, holder["id"], lambda j: j["state"] == "RUNNING")
+    waiting = api.submit(command="true", gpus=1)
+    none = api.submit(command='echo "[$CUDA_VISIBLE_DEVICES]"')
+    assert wait_until(api, waiting["id"], lambda j: j["state_reason"] == "Resources")
+    assert api.wait_final(none["id"])["state"] == "COMPLETED"  # needs no GPU: not held up
+    flag.touch()
+    for job_id in (first["id"], second["id"], waiting["id"]):
+        assert api.wait_final(job_id)["state"] == "COMPLETED"
+    one = api.get(f"/v1/jobs/{first['id']}/stdout").text.strip()
+    two = api.get(f"/v1/jobs/{second['id']}/stdout").text.split()
+    assert {one, two[0]} == {"0", "1"} and two[0] == two[1]
+    assert api.get(f"/v1/jobs/{none['id']}/stdout").text == "[]\n"
+    assert job(api, first["id"])["allocation"]["gpus"] == [int(one)]
