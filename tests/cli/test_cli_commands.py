@@ -163,3 +163,12 @@ def test_no_token_anywhere_says_where_it_looked(server: LiveServer, tmp_path: Pa
         capture_output=True, text=True, timeout=60,
     )
     assert_one_error_line(result, f"no {tmp_path / 'var' / 'admin.token'}")
+
+
+def test_serve_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "jobgate.toml").write_text('[clusters.local]\nmemory = "lots"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "jobgate", "serve", "--home", str(tmp_path), "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert_one_error_line(result, "error: invalid settings: memory: not a size")

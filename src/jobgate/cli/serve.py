@@ -26,6 +26,7 @@ def serve(
 
     from jobgate.api.app import create_app
     from jobgate.config import Settings
+    from jobgate.errors import JobgateError
 
     overrides: dict[str, Any] = {
         key: value for key, value in {"host": host, "port": port, "home": home}.items()
@@ -41,6 +42,8 @@ def serve(
         fail(f"invalid settings: {problems}")
     except (OSError, ValueError) as exc:  # an unreadable or malformed jobgate.toml
         fail(f"cannot load settings: {exc}")
+    except JobgateError as exc:  # a bad value that jobgate's own parsers refused
+        fail(f"invalid settings: {exc.message}")
     typer.echo(f"jobgate: home {settings.resolved_home}, admin token in "
                f"{settings.admin_token_path}", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
