@@ -104,7 +104,7 @@ def test_jobs_outlive_the_gateway_and_are_adopted(
 ) -> None:
     running = harness.run(command=f"echo up > {workdir}/flag; sleep 1; echo done; exit 4")
     harness.wait_for_file(workdir / "flag")
-    harness.backend.close()  # the gateway goes away; its launcher with it
+    harness.backend.close()  # the gateway goes away; the daemon and the job go on
     successor = LocalBackend(home, kill_wait=1.0)
     try:
         assert successor.adopt([running]) == []  # still running: nothing to say yet
@@ -138,13 +138,13 @@ def test_adopt_launches_a_claimed_job_that_never_started(harness: Harness) -> No
     assert Path(job.standard_output).read_text() == "late\n"
 
 
-def test_a_supervisor_that_vanished_leaves_the_job_unknown(
+def test_a_run_whose_daemon_vanished_is_unknown(
     harness: Harness, home: Path
 ) -> None:
     job = harness.record(command="true")
     job_dir = home / "runs" / f"{job.id}.0"
     job_dir.mkdir(parents=True)
-    (job_dir / "started.json").write_text(json.dumps({"pid": 1, "start_ticks": 0}))
+    (job_dir / "started.json").write_text(json.dumps({"daemon": "long-gone"}))
     [end] = harness.backend.adopt([job])
     assert end.state is JobState.UNKNOWN
 

@@ -1,23 +1,20 @@
-"""LocalBackend: runs jobs on this machine through the launcher/supervisors."""
+"""LocalBackend: runs jobs on this machine through the job daemon (daemon.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from jobgate.backends.base import Capabilities, Selection, refuse_unsupported
-from jobgate.backends.local import supervisor
+from jobgate.backends.local.connection import DaemonConnection
 from jobgate.backends.local.environment import job_environment
-from jobgate.backends.local.jobdir import JobDir
+from jobgate.backends.local.jobdir import JobDir, live_daemon
 from jobgate.backends.local.resources import node_name, node_resources
 from jobgate.backends.local.scheduler import Allocation, Request, Running, schedule
 from jobgate.config import ClusterConfig
@@ -43,7 +40,7 @@ SUPPORTED_FIELDS = frozenset({
 
 class LocalBackend:
     """Jobs of the local cluster. Under `home`: `jobs/<id>` is a job's default
-    working directory, `runs/<id>.<run>` the supervisor's files of each run."""
+    working directory, `runs/<id>.<run>` the daemon's files of each run."""
 
     name = "local"
     capabilities = Capabilities(
@@ -66,8 +63,7 @@ class LocalBackend:
         self._ended: queue.SimpleQueue[JobDir] = queue.SimpleQueue()
         self._tracked: set[JobDir] = set()
         self._lock = threading.Lock()
-        self._launcher: subprocess.Popen[bytes] | None = None
-        self._reader: threading.Thread | None = None
+        self._daemon = DaemonConnection(self.runs_dir, self._ended_run)
         self._next_probe = 0.0
 
     # -- protocol -------------------------------------------------------------
@@ -127,30 +123,25 @@ class LocalBackend:
 
     def start(self, job: JobRecord) -> JobUpdate:
         run_dir = self._dir(job)
-        if run_dir.started() or run_dir.supervisor_alive():
-            # Launched before (a restart between launch and commit): never twice.
-            self._track(run_dir)
-            return JobUpdate(job.id, JobState.RUNNING, native_id=str(job.id),
-                             run=job.requeue_count)
-        try:
-            self._send(json.dumps({"dir": str(run_dir.path), "launch": self._launch_data(job)}))
-        except OSError as exc:
-            raise BackendError(f"could not launch job {job.id}: {exc}") from exc
+        if run_dir.started_by() is None:
+            self._send({"op": "launch", "dir": str(run_dir.path),
+                        "launch": self._launch_data(job)}, job)
+        # else launched before (a restart between launch and commit): never twice.
         self._track(run_dir)
         return JobUpdate(job.id, JobState.RUNNING, start_time=datetime.now(UTC),
                          native_id=str(job.id), run=job.requeue_count)
 
     def adopt(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
         updates = []
+        daemon = live_daemon(self.runs_dir)
         for job in jobs:
             run_dir = self._dir(job)
-            if run_dir.supervisor_alive():
-                self._track(run_dir)
-                continue
             ended = run_dir.outcome()
             if ended is not None:
                 updates.append(ended)
-            elif run_dir.started():
+            elif run_dir.running(daemon):
+                self._track(run_dir)
+            elif run_dir.started_by() is not None:
                 updates.append(run_dir.lost_update())
             else:
                 # Claimed but never launched: the crash came first. Launch now.
@@ -165,13 +156,13 @@ class LocalBackend:
             except queue.Empty:
                 break
         if time.monotonic() >= self._next_probe:
+            # A safety net for word from the daemon that never came.
             self._next_probe = time.monotonic() + PROBE_INTERVAL
+            daemon = live_daemon(self.runs_dir)
             with self._lock:
                 tracked = list(self._tracked)
-            # Probe the lock before the files: a supervisor writes exit.json
-            # before it lets go of the lock.
-            done.update(d for d in tracked if not d.supervisor_alive()
-                        and (d.started() or d.exit_file.exists()))
+            done.update(d for d in tracked if d.exit_file.exists()
+                        or (d.started_by() is not None and not d.running(daemon)))
         updates = []
         for run_dir in done:
             updates.append(run_dir.outcome() or run_dir.lost_update())
@@ -180,20 +171,22 @@ class LocalBackend:
         return updates
 
     def cancel(self, job: JobRecord) -> None:
-        self._dir(job).request_cancel()
+        run_dir = self._dir(job)
+        run_dir.request_cancel()
+        if run_dir.started_by() is not None:
+            self._send({"op": "cancel", "dir": str(run_dir.path)}, job)
 
     def suspend(self, job: JobRecord) -> None:
-        self._control(job, suspended=True)
+        self._order(job, "control", suspended=True)
 
     def resume(self, job: JobRecord) -> None:
-        self._control(job, suspended=False)
+        self._order(job, "control", suspended=False)
 
     def set_time_limit(self, job: JobRecord, seconds: int | None) -> None:
-        self._control(job, time_limit=seconds)
+        self._order(job, "control", time_limit=seconds)
 
     def send_signal(self, job: JobRecord, signum: int) -> None:
-        if not self._dir(job).signal_job(signum):
-            raise ConflictError(f"job {job.id} has no running process to signal")
+        self._order(job, "signal", signal=signum)
 
     def notify(self, job: JobRecord, message: str) -> None:
         try:
@@ -206,19 +199,7 @@ class LocalBackend:
         self._waker = waker
 
     def close(self) -> None:
-        launcher = self._launcher
-        self._launcher = None
-        if launcher is None:
-            return
-        if launcher.stdin is not None:
-            launcher.stdin.close()  # the launcher leaves; supervisors stay
-        try:
-            launcher.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
-            launcher.wait()
-        if self._reader is not None:
-            self._reader.join(timeout=5)
+        self._daemon.close()  # the daemon and its jobs go on
 
     # -- helpers --------------------------------------------------------------
 
@@ -229,13 +210,25 @@ class LocalBackend:
         with self._lock:
             self._tracked.add(run_dir)
 
-    def _control(self, job: JobRecord, **changes: Any) -> None:
-        if not self._dir(job).control(**changes):
-            raise ConflictError(f"job {job.id} has no running supervisor")
+    def _order(self, job: JobRecord, op: str, **fields: Any) -> None:
+        run_dir = self._dir(job)
+        if not run_dir.running(live_daemon(self.runs_dir)):
+            raise ConflictError(f"job {job.id} has no running process here")
+        self._send({"op": op, "dir": str(run_dir.path), **fields}, job)
+
+    def _send(self, order: dict[str, Any], job: JobRecord) -> None:
+        try:
+            self._daemon.send(order)
+        except OSError as exc:
+            raise BackendError(f"job {job.id}: could not reach the job daemon: {exc}") from exc
+
+    def _ended_run(self, path: Path) -> None:
+        self._ended.put(JobDir(path))
+        self._waker()
 
     def _launch_data(self, job: JobRecord) -> dict[str, Any]:
         if job.spec.script is not None:
-            # The supervisor writes the script into its run directory.
+            # The daemon writes the script into the run's directory.
             argv = ["/bin/bash", str(self._dir(job).path / "script")]
         else:
             argv = ["/bin/bash", "-c", job.spec.command or ""]
@@ -258,39 +251,6 @@ class LocalBackend:
         """The job's CPU ids that exist here (a configured node may claim more)."""
         usable = os.sched_getaffinity(0)
         return [cpu for cpu in (job.allocation or {}).get("cpus", []) if cpu in usable]
-
-    def _send(self, line: str) -> None:
-        with self._lock:
-            launcher = self._launcher
-            if launcher is None or launcher.poll() is not None:
-                launcher = self._launcher = self._spawn_launcher()
-            assert launcher.stdin is not None
-            launcher.stdin.write(line.encode() + b"\n")
-            launcher.stdin.flush()
-
-    def _spawn_launcher(self) -> subprocess.Popen[bytes]:
-        launcher = subprocess.Popen(
-            [sys.executable, "-I", "-S", supervisor.__file__],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            # Its own session: a Ctrl-C meant for the gateway does not reach it.
-            start_new_session=True,
-        )
-        assert launcher.stdout is not None
-        self._reader = threading.Thread(
-            target=self._read_launcher, args=(launcher.stdout,), daemon=True,
-            name="jobgate-local-launcher",
-        )
-        self._reader.start()
-        return launcher
-
-    def _read_launcher(self, stream: IO[bytes]) -> None:
-        with stream:
-            for line in stream:
-                try:
-                    self._ended.put(JobDir(Path(json.loads(line)["ended"])))
-                except (ValueError, KeyError):
-                    continue
-                self._waker()
 
 
 def allocation_of(job: JobRecord) -> Allocation:

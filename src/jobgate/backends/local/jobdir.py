@@ -1,4 +1,4 @@
-"""The gateway's side of a job directory (the supervisor's side is supervisor.py)."""
+"""The gateway's side of the daemon's files (the daemon's side is daemon.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,43 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jobgate.backends.local.supervisor import proc_start_ticks, write_json_atomic
+from jobgate.backends.local.daemon import proc_start_ticks
 from jobgate.domain.job import JobUpdate
 from jobgate.domain.states import JobState
 
 STATISTICS = ("cpu_user", "cpu_system", "max_rss_kib", "suspended_seconds")
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return data
+
+
+def live_daemon(runs_dir: Path) -> str | None:
+    """The identity of the daemon serving `runs_dir`, None when none is alive."""
+    try:
+        fd = os.open(runs_dir / "daemon.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # we got the lock: nobody holds it
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)  # drops our probe lock, if we got it
+    daemon = read_json(runs_dir / "daemon.json")
+    if daemon is None or proc_start_ticks(int(daemon["pid"])) != daemon.get("start_ticks"):
+        return None
+    return str(daemon["id"])
+
+
 @dataclass(frozen=True)
 class JobDir:
-    """The supervisor's files of one run of a job: `<runs>/<job id>.<run>`."""
+    """The files of one run of a job: `<runs>/<job id>.<run>`."""
 
     path: Path
 
@@ -36,98 +63,41 @@ class JobDir:
     def exit_file(self) -> Path:
         return self.path / "exit.json"
 
-    @property
-    def started_file(self) -> Path:
-        return self.path / "started.json"
+    def started_by(self) -> str | None:
+        """The daemon that started this run, None while it has not started."""
+        started = read_json(self.path / "started.json")
+        return None if started is None else str(started["daemon"])
 
-    def supervisor_alive(self) -> bool:
-        """Whether a supervisor holds this directory's lock right now."""
-        try:
-            fd = os.open(self.path / "supervisor.lock", os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing drops our probe lock, if we got it
-        return False
-
-    def started(self) -> bool:
-        return self.started_file.exists()
-
-    def read_json(self, path: Path) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        return data
-
-    def signal_supervisor(self, signum: int) -> bool:
-        """Signal the live supervisor; False when there is none to signal."""
-        started = self.read_json(self.started_file)
-        if started is None or not self.supervisor_alive():
-            return False
-        pid = int(started["pid"])
-        # The start time guards against a recycled pid.
-        if proc_start_ticks(pid) != started.get("start_ticks"):
-            return False
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def child_pid(self) -> int | None:
-        child = self.read_json(self.path / "child.json")
-        return int(child["pid"]) if child else None
-
-    def signal_job(self, signum: int) -> bool:
-        """Signal the job's whole process group while its supervisor lives."""
-        pid = self.child_pid()
-        if pid is None or not self.supervisor_alive():
-            return False
-        try:
-            os.killpg(pid, signum)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def control(self, **changes: Any) -> bool:
-        """Change what the supervisor enforces (suspended, time_limit); False if it is gone."""
-        current = self.read_json(self.path / "control.json") or {}
-        write_json_atomic(self.path / "control.json", current | changes)
-        return self.signal_supervisor(signal.SIGUSR1)
+    def running(self, daemon: str | None) -> bool:
+        """Whether the run is going on under the live daemon `daemon`."""
+        return (daemon is not None and self.started_by() == daemon
+                and not self.exit_file.exists())
 
     def request_cancel(self) -> None:
-        """Cancel however far the job got: before its start, or while it runs."""
+        """Cancel however far the run got; a launch still on its way sees this."""
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "cancel").touch()
-        self.signal_supervisor(signal.SIGTERM)
 
     def outcome(self) -> JobUpdate | None:
-        """The run's final update if it has ended, else None (probe the lock first)."""
-        result = self.read_json(self.exit_file)
+        """The run's final update if it has ended, else None."""
+        result = read_json(self.exit_file)
         if result is None:
             return None
         return outcome_update(self.job_id, self.run, result)
 
     def lost_update(self) -> JobUpdate:
-        """The supervisor is gone and wrote no exit status."""
-        error_file = self.path / "supervisor.error"
-        if error_file.exists():
-            return JobUpdate(self.job_id, JobState.FAILED, run=self.run,
-                             reason=f"launch failed: {error_file.read_text().strip()}"[:256])
+        """The daemon that ran it is gone and wrote no exit status."""
         return JobUpdate(self.job_id, JobState.UNKNOWN, run=self.run,
-                         reason="supervisor vanished without recording an exit status")
+                         reason="job daemon vanished without recording an exit status")
 
 
 def outcome_update(job_id: int, run: int, result: dict[str, Any]) -> JobUpdate:
-    """Map a supervisor's exit record onto a final state."""
+    """Map the daemon's exit record onto a final state."""
     exit_code = result.get("exit_code")
     signum = result.get("signal")
-    if result.get("cancelled"):
+    if result.get("launch_error"):
+        state, reason = JobState.FAILED, f"launch failed: {result['launch_error']}"[:256]
+    elif result.get("cancelled"):
         state, reason = JobState.CANCELLED, "cancelled"
     elif result.get("out_of_memory"):
         state, reason = JobState.OUT_OF_MEMORY, "memory limit exceeded"
@@ -141,10 +111,10 @@ def outcome_update(job_id: int, run: int, result: dict[str, Any]) -> JobUpdate:
         state, reason = JobState.FAILED, f"exit code {exit_code}"
     start = result.get("start_time")
     end = result.get("end_time")
+    started = not result.get("never_started") and not result.get("launch_error")
     return JobUpdate(
         job_id, state, reason=reason,
-        start_time=datetime.fromisoformat(start) if start and not result.get("never_started")
-        else None,
+        start_time=datetime.fromisoformat(start) if start and started else None,
         end_time=datetime.fromisoformat(end) if end else None,
         exit_code=exit_code, exit_code_signal=signum, run=run,
         data={k: result[k] for k in STATISTICS if k in result},

@@ -1,0 +1,392 @@
+"""jobd: the local cluster's job daemon. Standard library only.
+
+Run as ``python -I -S daemon.py RUNS_DIR``. One daemon per jobgate home starts
+and watches every job of the local cluster: a job costs one process spawn and no
+interpreter of its own, which is what lets the local cluster launch near the
+machine's spawn rate. The daemon lives in its own session, so jobs outlive the
+gateway; a gateway that starts again connects to the daemon still running.
+
+The gateway talks to it over ``RUNS_DIR/daemon.sock``, one JSON object a line:
+
+- ``{"op": "launch", "dir": RUN_DIR, "launch": {argv, cwd, env, stdout, ...}}``
+- ``{"op": "cancel", "dir": RUN_DIR}``: SIGTERM, then SIGKILL after kill_wait
+- ``{"op": "control", "dir": RUN_DIR, "suspended": bool, "time_limit": s}``
+- ``{"op": "signal", "dir": RUN_DIR, "signal": N}``
+
+and hears ``{"ended": RUN_DIR}`` when a job has ended. The truth is in files, so
+that it survives any process: each run directory gets ``started.json`` (written
+before the job starts, naming the daemon; a second launch of the same run finds
+it and runs nothing) and ``exit.json`` (the true wait status and usage, written
+atomically and durably). ``daemon.lock`` is held by the live daemon for its
+whole life, and ``daemon.json`` names it: a run started by a daemon that is no
+longer alive, with no ``exit.json``, has been lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MEMORY_SAMPLE_INTERVAL = 0.5
+IDLE_EXIT = 2.0  # seconds without jobs or gateway before the daemon leaves
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = False) -> None:
+    """Readers see the old file or the new one, never half of one. `durable` also
+    survives a power cut, which only the exit status needs: anything else a
+    restart can redo or reports as lost."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (None if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; fields after it are plain.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def rss_by_process_group() -> dict[int, int]:
+    """Resident KiB of every process group on the machine, from one /proc scan."""
+    totals: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                group = int(handle.read().rsplit(")", 1)[1].split()[2])
+            with open(f"/proc/{entry.name}/statm") as handle:
+                pages = int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        totals[group] = totals.get(group, 0) + pages * PAGE_KIB
+    return totals
+
+
+@dataclass
+class Run:
+    """One running job; its process group id is its pid."""
+
+    path: Path
+    launch: dict[str, Any]
+    proc: subprocess.Popen[bytes]
+    started_mono: float
+    start_iso: str
+    time_limit: float | None
+    memory_limit_kib: int | None
+    cancelled: bool = False
+    timed_out: bool = False
+    out_of_memory: bool = False
+    kill_at: float | None = None
+    suspended_since: float | None = None
+    suspended_total: float = 0.0
+    max_rss_kib: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def limit_at(self) -> float | None:
+        """When the time limit runs out; suspended time does not count."""
+        if self.time_limit is None or self.suspended_since is not None or self.timed_out:
+            return None
+        return self.started_mono + self.time_limit + self.suspended_total
+
+    def signal(self, signum: int) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signum)
+
+    def stop(self) -> None:
+        """SIGTERM now, SIGKILL after the grace period (Slurm's KillWait)."""
+        self.signal(signal.SIGTERM)
+        if self.suspended_since is not None:
+            self.signal(signal.SIGCONT)  # a stopped job cannot act on SIGTERM
+        if self.kill_at is None:
+            self.kill_at = time.monotonic() + float(self.launch.get("kill_wait", 10))
+
+
+class Daemon:
+    def __init__(self, runs_dir: Path) -> None:
+        self.runs_dir = runs_dir
+        self.identity = uuid.uuid4().hex
+        self.runs: dict[str, Run] = {}  # by run directory
+        self.by_pid: dict[int, Run] = {}
+        self.clients: dict[socket.socket, bytes] = {}
+        self.selector = selectors.DefaultSelector()
+        self.next_sample: float | None = None
+
+    def serve(self) -> None:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.runs_dir / "daemon.lock", "a")  # noqa: SIM115 - held until exit
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another daemon serves this home
+        pid = os.getpid()
+        write_json_atomic(self.runs_dir / "daemon.json", {
+            "id": self.identity, "pid": pid, "start_ticks": proc_start_ticks(pid),
+        })
+        path = self.runs_dir / "daemon.sock"
+        path.unlink(missing_ok=True)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen(64)
+        server.setblocking(False)
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for ignored in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(ignored, signal.SIG_IGN)
+        self.selector.register(server, selectors.EVENT_READ, "accept")
+        self.selector.register(wake_read, selectors.EVENT_READ, "wake")
+        idle_since = time.monotonic()
+        while True:
+            for key, _ in self.selector.select(self._timeout()):
+                if key.data == "accept":
+                    self._accept(server)
+                elif key.data == "wake":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_read, 4096)
+                else:
+                    self._read(key.fileobj)  # type: ignore[arg-type]
+            self._reap()
+            self._timers()
+            if self.runs or self.clients:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_EXIT:
+                # Stop listening first, then take what raced in; leave only when
+                # nobody did. A gateway that finds no socket starts a new daemon.
+                path.unlink(missing_ok=True)
+                self._accept(server)
+                if not self.clients:
+                    return
+                idle_since = time.monotonic()
+
+    # -- the gateway's connections --------------------------------------------
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except (BlockingIOError, OSError):
+                return
+            conn.setblocking(True)  # replies are small; a full buffer may block briefly
+            self.clients[conn] = b""
+            self.selector.register(conn, selectors.EVENT_READ, "client")
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            chunk = conn.recv(1 << 20)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(conn)
+            return
+        pending = self.clients[conn] + chunk
+        *lines, self.clients[conn] = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self._handle(conn, json.loads(line))
+
+    def _drop(self, conn: socket.socket) -> None:
+        self.selector.unregister(conn)
+        self.clients.pop(conn, None)
+        conn.close()
+
+    def _tell(self, message: dict[str, Any], only: socket.socket | None = None) -> None:
+        data = json.dumps(message).encode() + b"\n"
+        for conn in [only] if only is not None else list(self.clients):
+            try:
+                conn.sendall(data)
+            except OSError:
+                self._drop(conn)
+
+    def _handle(self, conn: socket.socket, order: dict[str, Any]) -> None:
+        key = order.get("dir", "")
+        run = self.runs.get(key)
+        op = order.get("op")
+        if op == "launch":
+            self._launch(conn, Path(key), order["launch"])
+        elif run is None:
+            return  # not running here (ended, or never started): nothing to do
+        elif op == "cancel":
+            run.cancelled = True
+            run.stop()
+        elif op == "signal":
+            run.signal(int(order["signal"]))
+        elif op == "control":
+            self._control(run, order)
+
+    def _control(self, run: Run, order: dict[str, Any]) -> None:
+        if "time_limit" in order:
+            run.time_limit = order["time_limit"]
+        moment = time.monotonic()
+        if order.get("suspended") and run.suspended_since is None:
+            run.signal(signal.SIGSTOP)
+            run.suspended_since = moment
+        elif order.get("suspended") is False and run.suspended_since is not None:
+            run.signal(signal.SIGCONT)
+            run.suspended_total += moment - run.suspended_since
+            run.suspended_since = None
+
+    # -- jobs ---------------------------------------------------------------
+
+    def _launch(self, conn: socket.socket, path: Path, launch: dict[str, Any]) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / "started.json").exists():
+            if (path / "exit.json").exists():
+                self._tell({"ended": str(path)}, only=conn)
+            return  # launched before: never twice
+        write_json_atomic(path / "started.json", {"daemon": self.identity, "at": now_iso()})
+        start_iso = now_iso()
+        if (path / "cancel").exists():
+            self._finish(path, start_iso, None, {"cancelled": True, "never_started": True})
+            return
+        try:
+            proc = self._spawn(path, launch)
+        except Exception as exc:
+            (path / "launch.error").write_text(f"{type(exc).__name__}: {exc}\n")
+            self._finish(path, start_iso, None, {"launch_error": f"{exc}"})
+            return
+        memory = launch.get("memory_limit")
+        run = Run(path=path, launch=launch, proc=proc, started_mono=time.monotonic(),
+                  start_iso=start_iso, time_limit=launch.get("time_limit"),
+                  memory_limit_kib=memory * 1024 if memory else None)
+        self.runs[str(path)] = run
+        self.by_pid[proc.pid] = run
+        if run.memory_limit_kib is not None and self.next_sample is None:
+            self.next_sample = time.monotonic() + MEMORY_SAMPLE_INTERVAL
+
+    def _spawn(self, path: Path, launch: dict[str, Any]) -> subprocess.Popen[bytes]:
+        if launch.get("script") is not None:
+            (path / "script").write_text(launch["script"])
+        mode = launch.get("open_mode", "wb")
+        own_cpus = os.sched_getaffinity(0)
+        if launch.get("cpus"):
+            # A child inherits its parent's CPUs from the first instant: pin
+            # ourselves while we spawn, so nothing of the job ever runs elsewhere.
+            os.sched_setaffinity(0, launch["cpus"])
+        try:
+            return self._popen(launch, mode)
+        finally:
+            os.sched_setaffinity(0, own_cpus)
+
+    def _popen(self, launch: dict[str, Any], mode: str) -> subprocess.Popen[bytes]:
+        with open(launch["stdout"], mode) as out:
+            err = out if launch["stderr"] == launch["stdout"] else open(launch["stderr"], mode)  # noqa: SIM115
+            try:
+                # Its own process group: signals reach the whole job tree, never us.
+                proc = subprocess.Popen(
+                    launch["argv"], cwd=launch["cwd"], env=launch["env"],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, process_group=0,
+                    restore_signals=True,
+                )
+            finally:
+                if err is not out:
+                    err.close()
+        return proc
+
+    def _reap(self) -> None:
+        while self.by_pid:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            run = self.by_pid.pop(pid, None)
+            if run is None:
+                continue
+            del self.runs[str(run.path)]
+            run.proc.returncode = os.waitstatus_to_exitcode(status)
+            if run.suspended_since is not None:
+                run.suspended_total += time.monotonic() - run.suspended_since
+            self._finish(run.path, run.start_iso, pid, {
+                "cancelled": run.cancelled,
+                "timed_out": run.timed_out,
+                "out_of_memory": run.out_of_memory,
+                "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                "cpu_user": usage.ru_utime,
+                "cpu_system": usage.ru_stime,
+                "max_rss_kib": max(usage.ru_maxrss, run.max_rss_kib),
+                "suspended_seconds": round(run.suspended_total, 3),
+            })
+
+    def _finish(self, path: Path, start: str, pid: int | None, outcome: dict[str, Any]) -> None:
+        write_json_atomic(path / "exit.json", {
+            "start_time": start, "end_time": now_iso(), "pid": pid, **outcome,
+        }, durable=True)
+        self._tell({"ended": str(path)})
+
+    def _timers(self) -> None:
+        moment = time.monotonic()
+        for run in list(self.runs.values()):
+            limit_at = run.limit_at()
+            if run.kill_at is not None and moment >= run.kill_at:
+                run.signal(signal.SIGKILL)
+                run.kill_at = None
+            elif limit_at is not None and moment >= limit_at and not run.cancelled:
+                run.timed_out = True
+                run.stop()
+        if self.next_sample is not None and moment >= self.next_sample:
+            self._sample_memory()
+
+    def _sample_memory(self) -> None:
+        limited = [run for run in self.runs.values() if run.memory_limit_kib is not None]
+        if not limited:
+            self.next_sample = None
+            return
+        self.next_sample = time.monotonic() + MEMORY_SAMPLE_INTERVAL
+        rss = rss_by_process_group()
+        for run in limited:
+            used = rss.get(run.proc.pid, 0)
+            run.max_rss_kib = max(run.max_rss_kib, used)
+            if run.memory_limit_kib is not None and used > run.memory_limit_kib \
+                    and not run.out_of_memory:
+                # Like the kernel's OOM killer: no grace period.
+                run.out_of_memory = True
+                run.signal(signal.SIGKILL)
+
+    def _timeout(self) -> float:
+        deadlines = [t for run in self.runs.values()
+                     for t in (run.kill_at, run.limit_at()) if t is not None]
+        if self.next_sample is not None:
+            deadlines.append(self.next_sample)
+        if not deadlines:
+            return 1.0
+        return min(1.0, max(0.0, min(deadlines) - time.monotonic()))
+
+
+if __name__ == "__main__":
+    # Fork once more so that whoever started us can reap us at once: the
+    # daemon then belongs to no gateway, and no gateway holds its zombie.
+    if os.fork() == 0:
+        Daemon(Path(sys.argv[1])).serve()
+    os._exit(0)
