@@ -19,6 +19,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psutil
@@ -29,14 +30,14 @@ from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.service.eligibility import triage
 from jobgate.service.jobs import JobService, utcnow
-from jobgate.store.jobs import JobRepository, states_of_refs, to_record
+from jobgate.store.jobs import Change, JobRepository, states_of_refs, to_record
 from jobgate.store.leases import LeaseRepository
 
 log = logging.getLogger(__name__)
 
 # How many pending jobs one round considers (queue order), and how many active
 # jobs it expects at most on one cluster.
-PENDING_WINDOW = 5000
+PENDING_WINDOW = 1000
 ACTIVE_LIMIT = 100_000
 LEASE = "engine"
 LEASE_TTL = timedelta(seconds=15)
@@ -56,6 +57,9 @@ class Engine:
         # Updates taken from a backend but not yet committed: kept for the next
         # round should the store fail, since backends report each change once.
         self._backlog: list[JobUpdate] = []
+        # Records of the jobs in the last round's queues, and in this round's.
+        self._records: dict[int, _Cached] = {}
+        self._seen: dict[int, _Cached] = {}
         # The nonce tells apart two engines of one process (tests, embedding).
         self.owner = f"{process_identity(os.getpid())}:{uuid.uuid4().hex[:8]}"
         self._lease_until: datetime | None = None
@@ -121,13 +125,14 @@ class Engine:
         for cluster, backend in self.backends.items():
             with self.service.sessions() as session:
                 rows = JobRepository(session).in_states(cluster, STARTED_STATES, limit=10**9)
-                jobs = [to_record(row) for row in rows]
+                jobs = [to_record(row, with_tags=False) for row in rows]
             if jobs:
                 log.info("adopting %d active jobs on %s", len(jobs), cluster)
             self.service.apply_updates(backend.adopt(jobs))
 
     def run_once(self) -> None:
         """One round: launch what is pending, then apply what changed."""
+        self._seen = {}
         for cluster, backend in self.backends.items():
             for job in self._claim(cluster, backend):
                 try:
@@ -139,6 +144,21 @@ class Engine:
             self._backlog.extend(backend.poll())
         self.service.apply_updates(self._backlog)
         self._backlog = []
+        self._records = self._seen
+
+    def _records_of(
+        self, repo: JobRepository, versions: list[tuple[int, datetime]]
+    ) -> list[JobRecord]:
+        """Records in the order of `versions`, loading only the rows that changed
+        since a record was last built: most of a queue stays the same from one
+        round to the next."""
+        stale = [job_id for job_id, at in versions
+                 if (cached := self._records.get(job_id)) is None or cached.updated_at != at]
+        for row in repo.get_many(stale).values() if stale else ():
+            self._records[row.id] = _Cached(row.updated_at, to_record(row, with_tags=False))
+        found = [(job_id, self._records.get(job_id)) for job_id, _ in versions]
+        self._seen.update((job_id, c) for job_id, c in found if c is not None)
+        return [c.record for _, c in found if c is not None]
 
     def _claim(self, cluster: str, backend: Backend) -> list[JobRecord]:
         """Decide what starts now and claim it, in one transaction: the eligible
@@ -146,38 +166,44 @@ class Engine:
         gets its reason; jobs past their deadline or with dependencies that can
         never be met end here."""
         now = utcnow()
-        claimed = []
         with self.service.sessions.begin() as session:
             repo = JobRepository(session)
-            rows = {row.id: row for row in repo.in_states(
-                cluster, [JobState.PENDING], limit=PENDING_WINDOW, for_update=True)}
-            if not rows:
+            queue = repo.versions(cluster, [JobState.PENDING], PENDING_WINDOW, for_update=True)
+            if not queue:
                 return []
-            pending = [to_record(row) for row in rows.values()]
-            active = [to_record(row) for row in
-                      repo.in_states(cluster, STARTED_STATES, limit=ACTIVE_LIMIT)]
+            pending = self._records_of(repo, queue)
+            active = self._records_of(repo, repo.versions(cluster, STARTED_STATES, ACTIVE_LIMIT))
             verdict = triage(pending, active, now,
                              lambda refs: states_of_refs(session, refs))
-            for job in verdict.past_deadline:
-                repo.move(rows[job.id], JobState.DEADLINE, now, values={"end_time": now},
-                          reason="deadline passed before the job could start")
-            for job in verdict.never_runnable:
-                repo.move(rows[job.id], JobState.CANCELLED, now, values={"end_time": now},
-                          reason="DependencyNeverSatisfied")
             selection = backend.select(verdict.eligible, active, now)
-            reasons = verdict.reasons | selection.reasons
-            for job in verdict.eligible:
-                if job.id in selection.start:
-                    repo.move(rows[job.id], JobState.RUNNING, now, values={
-                        "start_time": now, "allocation": selection.start[job.id]})
-                    claimed.append(to_record(rows[job.id]))
-            for job_id, reason in reasons.items():
-                row = rows[job_id]
-                # A reason is not a change of state: no event, and no write when
-                # it is the same as last round's.
-                if row.state == JobState.PENDING and row.state_reason != reason:
-                    row.state_reason = reason
+            reasons = {job_id: reason for job_id, reason in
+                       (verdict.reasons | selection.reasons).items()
+                       if self._records[job_id].record.state_reason != reason}
+            starting = [job for job in verdict.eligible if job.id in selection.start]
+            ended = {"end_time": now}
+            changes = [
+                *(Change(job.id, ended, (JobState.PENDING, JobState.DEADLINE),
+                         "deadline passed before the job could start")
+                  for job in verdict.past_deadline),
+                *(Change(job.id, ended, (JobState.PENDING, JobState.CANCELLED),
+                         "DependencyNeverSatisfied") for job in verdict.never_runnable),
+                *(Change(job.id, {"start_time": now, "allocation": selection.start[job.id]},
+                         (JobState.PENDING, JobState.RUNNING)) for job in starting),
+                # A reason is not a change of state: no event, written only when
+                # it differs from last round's.
+                *(Change(job_id, {"state_reason": reason}) for job_id, reason in reasons.items()),
+            ]
+            repo.apply(changes, now)
+            claimed = [job.model_copy(update={
+                "state": JobState.RUNNING, "state_reason": None, "start_time": now,
+                "allocation": selection.start[job.id]}) for job in starting]
         return claimed
+
+@dataclass(frozen=True)
+class _Cached:
+    updated_at: datetime
+    record: JobRecord
+
 
 def process_identity(pid: int) -> str:
     """host:pid:start-time, unique across pid reuse."""

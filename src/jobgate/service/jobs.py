@@ -22,9 +22,11 @@ from jobgate.domain.states import JobState, can_transition
 from jobgate.errors import ConflictError, InvalidSpecError, NotFoundError
 from jobgate.service.auth import Principal
 from jobgate.store.jobs import (
+    Change,
     EventRecord,
     JobFilter,
     JobRepository,
+    Snapshot,
     decode_cursor,
     encode_cursor,
     states_of_refs,
@@ -229,13 +231,21 @@ class JobService:
         now = utcnow()
         with self.sessions.begin() as session:
             repo = JobRepository(session)
-            rows = repo.get_many(update.job_id for update in updates)
+            jobs = repo.snapshots(update.job_id for update in updates)
+            changes = []
             for update in updates:
-                row = rows.get(update.job_id)
-                if row is None:
+                job = jobs.get(update.job_id)
+                if job is None:
                     log.warning("update for unknown job %s ignored", update.job_id)
                     continue
-                apply_update(repo, row, update, now)
+                change = decide_update(job, update, now)
+                if change is not None:
+                    changes.append(change)
+                    # A later update of the same job in this batch starts from here.
+                    jobs[job.id] = Snapshot(
+                        job.id, change.move[1] if change.move else job.state,
+                        change.values.get("start_time", job.start_time), job.requeue_count)
+            repo.apply(changes, now)
 
     def visible_row(self, session: Session, job_id: int, user: Principal) -> JobRow:
         row = JobRepository(session).get(job_id)
@@ -303,11 +313,11 @@ def held_reason(held: bool, mode: str) -> str | None:
     return "JobHeldAdmin" if mode == "admin" else "JobHeldUser"
 
 
-def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datetime) -> None:
-    """One update: a new state through the transition table, or new facts only."""
-    if update.run is not None and update.run != row.requeue_count:
-        return  # about a run the job has since been requeued from
-    current = JobState(row.state)
+def decide_update(job: Snapshot, update: JobUpdate, now: datetime) -> Change | None:
+    """What one backend update changes: a new state through the transition
+    table, or new facts only; None when it changes nothing."""
+    if update.run is not None and update.run != job.requeue_count:
+        return None  # about a run the job has since been requeued from
     values: dict[str, Any] = {
         key: value for key, value in {
             "start_time": update.start_time, "end_time": update.end_time,
@@ -315,19 +325,18 @@ def apply_update(repo: JobRepository, row: JobRow, update: JobUpdate, now: datet
             "native_id": update.native_id,
         }.items() if value is not None
     }
-    if row.start_time is not None:
+    if job.start_time is not None:
         # The start reported first (the allocation) stands; later reports of the
         # same run only refine what was unknown.
         values.pop("start_time", None)
-    if update.state is current:
-        for key, value in values.items():
-            setattr(row, key, value)
-        return
-    if not can_transition(current, update.state):
-        log.warning("job %s: %s -> %s refused (forward only)", row.id, current, update.state)
-        return
+    if update.state is job.state:
+        return Change(job.id, values) if values else None
+    if not can_transition(job.state, update.state):
+        log.warning("job %s: %s -> %s refused (forward only)", job.id, job.state, update.state)
+        return None
     if update.state.final and "end_time" not in values:
         values["end_time"] = now
     if update.state.final and update.data:
         values["stats"] = update.data
-    repo.move(row, update.state, now, reason=update.reason, values=values, data=update.data)
+    return Change(job.id, values, move=(job.state, update.state), reason=update.reason,
+                  data=update.data)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, insert, or_, select, update
+from sqlalchemy.orm import Session, raiseload
 
 from jobgate.domain.dependencies import JobRef
 from jobgate.domain.job import JobRecord
@@ -27,6 +27,27 @@ class JobFilter:
     user_name: str | None = None
     cluster: str | None = None
     partition: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What deciding on a backend's update needs to know of a job."""
+
+    id: int
+    state: JobState
+    start_time: datetime | None
+    requeue_count: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write to a job: new column values, and an event when its state moves."""
+
+    job_id: int
+    values: dict[str, Any]
+    move: tuple[JobState, JobState] | None = None  # (from, to)
+    reason: str | None = None
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,11 +149,56 @@ class JobRepository:
         )
         if for_update:
             query = query.with_for_update()
-        return list(self.session.scalars(query))
+        # The engine's queries: tags play no part in running a job.
+        return list(self.session.scalars(query.options(raiseload(JobRow.tags))))
+
+    def versions(
+        self, cluster: str, states: Sequence[JobState], limit: int, *, for_update: bool = False
+    ) -> list[tuple[int, datetime]]:
+        """(id, updated_at) of what `in_states` would load: a cache checks these
+        instead of loading rows that have not changed."""
+        query = (
+            select(JobRow.id, JobRow.updated_at)
+            .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
+            .order_by(JobRow.priority.desc(), JobRow.id)
+            .limit(limit)
+        )
+        if for_update:
+            query = query.with_for_update()
+        return [(job_id, at) for job_id, at in self.session.execute(query)]
+
+    def snapshots(self, ids: Iterable[int]) -> dict[int, Snapshot]:
+        """The jobs' states, locked for this transaction (see `in_states`)."""
+        query = (select(JobRow.id, JobRow.state, JobRow.start_time, JobRow.requeue_count)
+                 .where(JobRow.id.in_(set(ids))).with_for_update())
+        return {job_id: Snapshot(job_id, JobState(state), start, runs)
+                for job_id, state, start, runs in self.session.execute(query)}
+
+    def apply(self, changes: Sequence[Change], at: datetime) -> None:
+        """Write many changes to locked jobs (see `in_states`) in a few statements:
+        one executemany per set of columns, one for all the events."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        events = []
+        for change in changes:
+            values = {**change.values, "updated_at": at}
+            if change.move is not None:
+                values |= {"state": change.move[1].value, "state_reason": change.reason}
+                events.append({
+                    "job_id": change.job_id, "at": at, "from_state": change.move[0].value,
+                    "to_state": change.move[1].value, "reason": change.reason,
+                    "data": change.data or {},
+                })
+            by_columns.setdefault(tuple(sorted(values)), []).append(
+                {"id": change.job_id, **values})
+        for rows in by_columns.values():
+            self.session.execute(update(JobRow), rows)
+        if events:
+            self.session.execute(insert(JobEventRow), events)
 
     def get_many(self, ids: Iterable[int]) -> dict[int, JobRow]:
-        """Jobs by id, locked for this transaction (see `in_states`)."""
-        query = select(JobRow).where(JobRow.id.in_(set(ids))).with_for_update()
+        """Jobs by id (without their tags), locked for this transaction (see `in_states`)."""
+        query = (select(JobRow).where(JobRow.id.in_(set(ids))).with_for_update()
+                 .options(raiseload(JobRow.tags)))
         return {row.id: row for row in self.session.scalars(query)}
 
     def move(
@@ -242,15 +308,15 @@ def states_of_refs(session: Session, refs: Iterable[JobRef]) -> dict[JobRef, lis
     return found
 
 
-def to_record(row: JobRow) -> JobRecord:
-    """The domain view of a ledger row."""
+def to_record(row: JobRow, *, with_tags: bool = True) -> JobRecord:
+    """The domain view of a ledger row (`with_tags=False` for rows loaded without)."""
     return JobRecord(
         id=row.id, name=row.name, state=JobState(row.state), state_reason=row.state_reason,
         held=row.held, user_name=row.user_name, cluster=row.cluster, partition=row.partition,
         account=row.account, num_nodes=row.num_nodes, ntasks=row.ntasks,
         cpus_per_task=row.cpus_per_task, memory=row.memory, memory_per_cpu=row.memory_per_cpu,
         gpus=row.gpus, time_limit=row.time_limit, priority=row.priority,
-        tags=[t.tag for t in row.tags], comment=row.comment,
+        tags=[t.tag for t in row.tags] if with_tags else [], comment=row.comment,
         working_directory=row.working_directory, standard_output=row.standard_output,
         standard_error=row.standard_error, submit_time=row.submit_time,
         start_time=row.start_time, end_time=row.end_time, exit_code=row.exit_code,

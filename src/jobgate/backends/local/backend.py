@@ -13,7 +13,7 @@ from typing import Any
 
 from jobgate.backends.base import Capabilities, Selection, refuse_unsupported
 from jobgate.backends.local.connection import DaemonConnection
-from jobgate.backends.local.environment import job_environment
+from jobgate.backends.local.environment import gateway_environment, job_environment
 from jobgate.backends.local.jobdir import JobDir, live_daemon
 from jobgate.backends.local.resources import node_name, node_resources
 from jobgate.backends.local.scheduler import Allocation, Request, Running, schedule
@@ -56,6 +56,7 @@ class LocalBackend:
         self.resources = node_resources(self.config)
         self.node = node_name()
         self.jobs_dir = home / "jobs"
+        self._base_environment = gateway_environment()
         self.runs_dir = home / "runs"
         self.kill_wait = kill_wait
         self.cluster = cluster
@@ -236,7 +237,7 @@ class LocalBackend:
             "argv": argv,
             "script": job.spec.script,
             "cwd": job.working_directory,
-            "env": job_environment(job),
+            "env": job_environment(job, self._base_environment),
             "stdout": job.standard_output,
             "stderr": job.standard_error,
             # A requeued run keeps what earlier runs wrote, as Slurm does.

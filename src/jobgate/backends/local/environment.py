@@ -10,12 +10,17 @@ from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import job_memory
 
 
-def job_environment(job: JobRecord) -> dict[str, str]:
-    """The job's environment: the gateway's own (less jobgate's settings), the
-    request's variables, then the SLURM_* variables a batch script expects, each
-    with a JOBGATE_* twin."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
-    env.update(job.spec.environment)
+def gateway_environment() -> dict[str, str]:
+    """What every job inherits: the gateway's environment less jobgate's settings
+    (which may carry secrets such as a database URL)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
+
+
+def job_environment(job: JobRecord, base: dict[str, str]) -> dict[str, str]:
+    """The job's environment: `base` (see gateway_environment), the request's
+    variables, then the SLURM_* variables a batch script expects, each with a
+    JOBGATE_* twin."""
+    env = base | job.spec.environment
     allocation = job.allocation or {}
     slurm = {
         "JOB_ID": str(job.id),
