@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_local_launch.py [N]
 
 Baseline: N `bash -c true` started and waited for with subprocess, one after the
-other's start (what any launcher must pay at least). Measured: N jobs through
+other's start (what any job daemon must pay at least). Measured: N jobs through
 LocalBackend.start until every exit status has been reported by poll().
 """
 

@@ -135,28 +135,25 @@ class JobRepository:
             query = query.where(JobRow.partition == filters.partition)
         return query
 
-    def in_states(
-        self, cluster: str, states: Sequence[JobState], limit: int, *, for_update: bool = False
-    ) -> list[JobRow]:
-        """Jobs of a cluster in the given states, highest priority then oldest first.
-        `for_update` locks them for this transaction (PostgreSQL; SQLite's
-        BEGIN IMMEDIATE already excludes other writers)."""
+    def in_states(self, cluster: str, states: Sequence[JobState], limit: int) -> list[JobRow]:
+        """Jobs of a cluster in the given states, highest priority then oldest first
+        (without their tags: these are the engine's queries)."""
         query = (
             select(JobRow)
             .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
             .order_by(JobRow.priority.desc(), JobRow.id)
             .limit(limit)
+            .options(raiseload(JobRow.tags))
         )
-        if for_update:
-            query = query.with_for_update()
-        # The engine's queries: tags play no part in running a job.
-        return list(self.session.scalars(query.options(raiseload(JobRow.tags))))
+        return list(self.session.scalars(query))
 
     def versions(
         self, cluster: str, states: Sequence[JobState], limit: int, *, for_update: bool = False
     ) -> list[tuple[int, datetime]]:
         """(id, updated_at) of what `in_states` would load: a cache checks these
-        instead of loading rows that have not changed."""
+        instead of loading rows that have not changed. `for_update` locks them
+        for this transaction (PostgreSQL; SQLite's BEGIN IMMEDIATE already keeps
+        other writers out)."""
         query = (
             select(JobRow.id, JobRow.updated_at)
             .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
@@ -168,14 +165,14 @@ class JobRepository:
         return [(job_id, at) for job_id, at in self.session.execute(query)]
 
     def snapshots(self, ids: Iterable[int]) -> dict[int, Snapshot]:
-        """The jobs' states, locked for this transaction (see `in_states`)."""
+        """The jobs' states, locked for this transaction (see `versions`)."""
         query = (select(JobRow.id, JobRow.state, JobRow.start_time, JobRow.requeue_count)
                  .where(JobRow.id.in_(set(ids))).with_for_update())
         return {job_id: Snapshot(job_id, JobState(state), start, runs)
                 for job_id, state, start, runs in self.session.execute(query)}
 
     def apply(self, changes: Sequence[Change], at: datetime) -> None:
-        """Write many changes to locked jobs (see `in_states`) in a few statements:
+        """Write many changes to locked jobs (see `versions`) in a few statements:
         one executemany per set of columns, one for all the events."""
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         events = []
@@ -196,22 +193,10 @@ class JobRepository:
             self.session.execute(insert(JobEventRow), events)
 
     def get_many(self, ids: Iterable[int]) -> dict[int, JobRow]:
-        """Jobs by id (without their tags), locked for this transaction (see `in_states`)."""
+        """Jobs by id (without their tags), locked for this transaction (see `versions`)."""
         query = (select(JobRow).where(JobRow.id.in_(set(ids))).with_for_update()
                  .options(raiseload(JobRow.tags)))
         return {row.id: row for row in self.session.scalars(query)}
-
-    def move(
-        self, row: JobRow, new: JobState, at: datetime, *, reason: str | None = None,
-        values: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
-    ) -> None:
-        """`transition` for a row this transaction has locked: no compare-and-set
-        round trip, and many moves go to the database in one flush."""
-        previous = JobState(row.state)
-        for key, value in ({"state": new.value, "state_reason": reason, "updated_at": at}
-                           | (values or {})).items():
-            setattr(row, key, value)
-        self.add_event(row.id, at, previous, new, reason, data or {})
 
     def transition(
         self,

@@ -25,8 +25,8 @@ from jobgate.errors import BackendError, ConflictError, InvalidSpecError
 
 TIER_WEIGHT = 1 << 32
 
-# How often jobs are checked without a word from the launcher (adopted jobs, and
-# a safety net should the launcher die).
+# How often runs are checked without a word from the daemon (a safety net
+# should a message be lost or the daemon die).
 PROBE_INTERVAL = 1.0
 
 SUPPORTED_FIELDS = frozenset({
