@@ -233,3 +233,22 @@ def test_gpus_are_given_through_cuda_visible_devices(two_gpus: Api, tmp_path: Pa
     assert {one, two[0]} == {"0", "1"} and two[0] == two[1]
     assert api.get(f"/v1/jobs/{none['id']}/stdout").text == "[]\n"
     assert job(api, first["id"])["allocation"]["gpus"] == [int(one)]
+
+
+def test_singleton_and_any_of(two_cpus: Api, tmp_path: Path) -> None:
+    api = two_cpus
+    flag = tmp_path / "go"
+    hold = f"while [ ! -e {flag} ]; do sleep 0.05; done"
+    first = api.submit(command=hold, name="solo", time_limit=60)
+    wait_until(api, first["id"], lambda j: j["state"] == "RUNNING")
+    second = api.submit(command="true", name="solo", dependencies="singleton")
+    other_name = api.submit(command="true", name="other", dependencies="singleton")
+    assert api.wait_final(other_name["id"])["state"] == "COMPLETED"
+    assert wait_until(api, second["id"], lambda j: j["state_reason"] == "Dependency")
+    failing = api.submit(command="exit 1")
+    either = api.submit(command="true",
+                        dependencies=f"afterok:{first['id']}?afternotok:{failing['id']}")
+    assert api.wait_final(either["id"])["state"] == "COMPLETED"  # the second half held
+    flag.touch()
+    assert api.wait_final(second["id"])["state"] == "COMPLETED"
+    assert job(api, second["id"])["start_time"] >= job(api, first["id"])["end_time"]
