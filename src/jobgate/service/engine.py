@@ -35,9 +35,9 @@ from jobgate.store.leases import LeaseRepository
 
 log = logging.getLogger(__name__)
 
-# How many pending jobs one round considers (queue order), and how many active
-# jobs it expects at most on one cluster.
-PENDING_WINDOW = 1000
+# How many pending jobs one round considers, in queue order (Slurm's backfill
+# looks 500 deep by default), and how many active jobs one cluster may have.
+PENDING_WINDOW = 500
 ACTIVE_LIMIT = 100_000
 LEASE = "engine"
 LEASE_TTL = timedelta(seconds=15)
