@@ -13,12 +13,13 @@ expires or (on the same host) its process is seen gone.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,13 +61,17 @@ class Engine:
         # Records of the jobs in the last round's queues, and in this round's.
         self._records: dict[int, _Cached] = {}
         self._seen: dict[int, _Cached] = {}
+        self._offered: collections.deque[JobRecord] = collections.deque()
         # The nonce tells apart two engines of one process (tests, embedding).
         self.owner = f"{process_identity(os.getpid())}:{uuid.uuid4().hex[:8]}"
         self._lease_until: datetime | None = None
         for backend in backends.values():
             backend.set_waker(self.wake)
 
-    def wake(self) -> None:
+    def wake(self, submitted: Sequence[JobRecord] = ()) -> None:
+        """Run a round soon; `submitted` are records just committed, which the
+        round then need not load again."""
+        self._offered.extend(submitted)
         self._wake.set()
 
     def start(self) -> None:
@@ -133,6 +138,10 @@ class Engine:
     def run_once(self) -> None:
         """One round: launch what is pending, then apply what changed."""
         self._seen = {}
+        while self._offered:
+            record = self._offered.popleft()
+            # A new job's row was last written at its submit time.
+            self._records[record.id] = _Cached(record.submit_time, record)
         for cluster, backend in self.backends.items():
             for job in self._claim(cluster, backend):
                 try:

@@ -32,7 +32,7 @@ from jobgate.store.jobs import (
     states_of_refs,
     to_record,
 )
-from jobgate.store.tables import JobRow
+from jobgate.store.tables import JobRow, JobTagRow
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class JobService:
         sessions: sessionmaker[Session],
         settings: Settings,
         backends: Mapping[str, Backend],
-        wake_engine: Callable[[], None] = lambda: None,
+        wake_engine: Callable[..., None] = lambda *_: None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -86,19 +86,34 @@ class JobService:
 
             repo = JobRepository(session)
             first = new_row(tasks[0] if tasks else None, None)
-            repo.add(first, spec.tags, now, "submitted")
-            rows = [first]
-            if tasks:
+            if not tasks:
+                record = self._insert_one(repo, first, spec, now)
+            else:
+                repo.add(first, spec.tags, now, "submitted")
                 # Slurm's ArrayJobId is the id of the first task.
                 first.array_job_id = first.id
-                rows += [new_row(task, first.id) for task in tasks[1:]]
+                rows = [first, *(new_row(task, first.id) for task in tasks[1:])]
                 repo.add_many(rows[1:], spec.tags, now, "submitted")
-            for row in rows:  # paths need the ids, which the inserts just gave
-                self.place(row, spec)
-            session.flush()
-            record = to_record(first)
-        self.wake_engine()
+                for row in rows:  # paths need the ids, which the inserts just gave
+                    self.place(row, spec)
+                session.flush()
+                record = to_record(first)
+        # The engine need not load again the job it is handed here.
+        self.wake_engine([] if tasks else [record])
         return record
+
+    def _insert_one(self, repo: JobRepository, row: JobRow, spec: JobSpec, now: datetime
+                    ) -> JobRecord:
+        """One job in a few plain statements; `row` stays outside the session."""
+        values = {c.key: getattr(row, c.key) for c in JobRow.__table__.columns
+                  if c.key != "id"}
+        row.id = repo.insert(values, spec.tags, now, "submitted")
+        self.place(row, spec)
+        repo.set_columns(row.id, {"working_directory": row.working_directory,
+                                  "standard_output": row.standard_output,
+                                  "standard_error": row.standard_error})
+        row.tags = [JobTagRow(tag=tag, position=i) for i, tag in enumerate(spec.tags)]
+        return to_record(row)
 
     def validate(self, spec: JobSpec) -> tuple[JobSpec, str, str]:
         """The spec with its directives applied, its cluster and its partition.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, or_, select, update
+from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, raiseload
 
 from jobgate.domain.dependencies import JobRef
@@ -17,7 +17,12 @@ from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import InvalidSpecError
-from jobgate.store.tables import JobEventRow, JobRow, JobTagRow
+from jobgate.store.tables import Base, JobEventRow, JobRow, JobTagRow
+
+JOBS = Base.metadata.tables["jobs"]
+JOB_TAGS = Base.metadata.tables["job_tags"]
+JOB_EVENTS = Base.metadata.tables["job_events"]
+_INSERT_JOB = JOBS.insert().returning(JOBS.c.id)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,25 @@ class JobRepository:
         self.session.flush()
         self.add_event(row.id, at, None, JobState(row.state), reason, {})
         return row
+
+    def insert(self, values: dict[str, Any], tags: Sequence[str], at: datetime,
+               reason: str | None) -> int:
+        """Insert one job with its tags and first event, as plain statements (the
+        submit path: no ORM unit of work); returns its id."""
+        # Table-level statements with bound parameters: compiled once, then cached.
+        conn = self.session.connection()
+        job_id: int = conn.execute(_INSERT_JOB, values).scalar_one()
+        if tags:
+            conn.execute(JOB_TAGS.insert(), [
+                {"job_id": job_id, "tag": tag, "position": i} for i, tag in enumerate(tags)])
+        conn.execute(JOB_EVENTS.insert(), {
+            "job_id": job_id, "at": at, "from_state": None, "to_state": values["state"],
+            "reason": reason, "data": {}})
+        return job_id
+
+    def set_columns(self, job_id: int, values: dict[str, Any]) -> None:
+        self.session.connection().execute(
+            JOBS.update().where(JOBS.c.id == bindparam("job_id")), {"job_id": job_id, **values})
 
     def add_many(
         self, rows: Sequence[JobRow], tags: Sequence[str], at: datetime, reason: str | None
