@@ -254,3 +254,16 @@ def test_verbs_on_a_job_that_is_gone_conflict(harness: Harness) -> None:
             verb(job)
     with pytest.raises(ConflictError):
         harness.backend.send_signal(job, signal.SIGUSR1)
+
+
+def test_a_garbled_order_does_not_stop_the_daemon(harness: Harness, home: Path) -> None:
+    import socket
+
+    harness.final(harness.run(command="true"))
+    daemon = json.loads((home / "runs" / "daemon.json").read_text())["id"]
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(home / "runs" / "daemon.sock"))
+        sock.sendall(b"{not json\n" + b'{"op": "launch", "dir": 5}\n')
+    assert harness.final(harness.run(command="true")).state is JobState.COMPLETED
+    # The same daemon ran the second job: the garbage did not bring it down.
+    assert json.loads((home / "runs" / "daemon.json").read_text())["id"] == daemon

@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -175,8 +176,11 @@ class Daemon:
                         os.read(wake_read, 4096)
                 else:
                     self._read(key.fileobj)  # type: ignore[arg-type]
-            self._reap()
-            self._timers()
+            try:
+                self._reap()
+                self._timers()
+            except Exception:  # keep watching the other jobs
+                traceback.print_exc()
             if self.runs or self.clients:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > IDLE_EXIT:
@@ -211,8 +215,12 @@ class Daemon:
         pending = self.clients[conn] + chunk
         *lines, self.clients[conn] = pending.split(b"\n")
         for line in lines:
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 self._handle(conn, json.loads(line))
+            except Exception:  # one bad order must not end every job's watch
+                traceback.print_exc()
 
     def _drop(self, conn: socket.socket) -> None:
         self.selector.unregister(conn)
