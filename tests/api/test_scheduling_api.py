@@ -252,3 +252,12 @@ def test_singleton_and_any_of(two_cpus: Api, tmp_path: Path) -> None:
     flag.touch()
     assert api.wait_final(second["id"])["state"] == "COMPLETED"
     assert job(api, second["id"])["start_time"] >= job(api, first["id"])["end_time"]
+
+
+def test_a_large_throttled_array_does_not_starve_later_jobs(two_cpus: Api) -> None:
+    api = two_cpus
+    array = api.submit(command="sleep 30", array="0-599%1", time_limit=60)
+    wait_until(api, array["id"], lambda j: j["state"] == "RUNNING")
+    later = api.submit(command="true", time_limit=10)
+    assert api.wait_final(later["id"])["state"] == "COMPLETED"
+    api.post(f"/v1/jobs/{array['id']}/cancel")

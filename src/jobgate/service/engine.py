@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # How many pending jobs one round considers, in queue order (Slurm's backfill
 # looks 500 deep by default), and how many active jobs one cluster may have.
 PENDING_WINDOW = 500
+# Tasks of one array a round considers: a large array cannot fill the window.
+PER_ARRAY_WINDOW = 64
 ACTIVE_LIMIT = 100_000
 LEASE = "engine"
 LEASE_TTL = timedelta(seconds=15)
@@ -177,7 +179,7 @@ class Engine:
         now = utcnow()
         with self.service.sessions.begin() as session:
             repo = JobRepository(session)
-            queue = repo.versions(cluster, [JobState.PENDING], PENDING_WINDOW, for_update=True)
+            queue = repo.queue(cluster, PENDING_WINDOW, PER_ARRAY_WINDOW)
             if not queue:
                 return []
             pending = self._records_of(repo, queue)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, raiseload
 
 from jobgate.domain.dependencies import JobRef
@@ -172,31 +172,60 @@ class JobRepository:
         return list(self.session.scalars(query))
 
     def versions(
-        self, cluster: str, states: Sequence[JobState], limit: int, *, for_update: bool = False
+        self, cluster: str, states: Sequence[JobState], limit: int
     ) -> list[tuple[int, datetime]]:
         """(id, updated_at) of what `in_states` would load: a cache checks these
-        instead of loading rows that have not changed. `for_update` locks them
-        for this transaction (PostgreSQL; SQLite's BEGIN IMMEDIATE already keeps
-        other writers out)."""
+        instead of loading rows that have not changed."""
         query = (
             select(JobRow.id, JobRow.updated_at)
             .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
             .order_by(JobRow.priority.desc(), JobRow.id)
             .limit(limit)
         )
-        if for_update:
-            query = query.with_for_update()
         return [(job_id, at) for job_id, at in self.session.execute(query)]
 
+    def queue(self, cluster: str, limit: int, per_array: int) -> list[tuple[int, datetime]]:
+        """(id, updated_at) of the pending jobs a scheduling round considers, in
+        queue order, locked for this transaction (PostgreSQL; SQLite's BEGIN
+        IMMEDIATE already keeps other writers out). Held jobs are
+        left out, and so are all but the first `per_array` tasks of each array,
+        so that a large array cannot fill the window and starve the jobs behind."""
+        in_queue = (
+            select(
+                JobRow.id, JobRow.priority,
+                func.row_number().over(
+                    partition_by=func.coalesce(JobRow.array_job_id, -JobRow.id),
+                    order_by=(JobRow.priority.desc(), JobRow.id),
+                ).label("place"),
+            )
+            .where(JobRow.cluster == cluster, JobRow.state == JobState.PENDING.value,
+                   JobRow.held.is_(False))
+            .subquery()
+        )
+        ids = list(self.session.scalars(
+            select(in_queue.c.id).where(in_queue.c.place <= per_array)
+            .order_by(in_queue.c.priority.desc(), in_queue.c.id).limit(limit)
+        ))
+        if not ids:
+            return []
+        # PostgreSQL does not lock rows of a query with window functions: lock
+        # them by id, dropping any that stopped pending meanwhile.
+        locked = dict(self.session.execute(
+            select(JobRow.id, JobRow.updated_at)
+            .where(JobRow.id.in_(ids), JobRow.state == JobState.PENDING.value)
+            .with_for_update()
+        ).all())
+        return [(job_id, locked[job_id]) for job_id in ids if job_id in locked]
+
     def snapshots(self, ids: Iterable[int]) -> dict[int, Snapshot]:
-        """The jobs' states, locked for this transaction (see `versions`)."""
+        """The jobs' states, locked for this transaction (see `queue`)."""
         query = (select(JobRow.id, JobRow.state, JobRow.start_time, JobRow.requeue_count)
                  .where(JobRow.id.in_(set(ids))).with_for_update())
         return {job_id: Snapshot(job_id, JobState(state), start, runs)
                 for job_id, state, start, runs in self.session.execute(query)}
 
     def apply(self, changes: Sequence[Change], at: datetime) -> None:
-        """Write many changes to locked jobs (see `versions`) in a few statements:
+        """Write many changes to locked jobs (see `queue`) in a few statements:
         one executemany per set of columns, one for all the events."""
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         events = []
@@ -217,7 +246,7 @@ class JobRepository:
             self.session.execute(insert(JobEventRow), events)
 
     def get_many(self, ids: Iterable[int]) -> dict[int, JobRow]:
-        """Jobs by id (without their tags), locked for this transaction (see `versions`)."""
+        """Jobs by id (without their tags), locked for this transaction (see `queue`)."""
         query = (select(JobRow).where(JobRow.id.in_(set(ids))).with_for_update()
                  .options(raiseload(JobRow.tags)))
         return {row.id: row for row in self.session.scalars(query)}
