@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import event
+
 from jobgate.backends import make_backend
 from jobgate.config import Settings
 from jobgate.service.auth import AuthService
 from jobgate.service.control import JobControl
 from jobgate.service.engine import Engine
+from jobgate.service.events import EventBus
 from jobgate.service.jobs import JobService
 from jobgate.store import make_engine, make_session_factory, migrate
 
@@ -31,6 +34,9 @@ class Gateway:
         self.control = JobControl(self.jobs)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval)
         self.jobs.wake_engine = self.engine.wake
+        self.bus = EventBus()
+        # Any commit may have written events: the bus tells the waiters to look.
+        event.listen(self.sessions, "after_commit", lambda _session: self.bus.ring())
 
     def start(self) -> None:
         """Create the home, migrate the store, make the first admin, run the engine."""

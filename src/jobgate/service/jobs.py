@@ -189,6 +189,26 @@ class JobService:
             self.visible_row(session, job_id, user)
             return JobRepository(session).events(job_id, after_seq=after_seq)
 
+    def events_since(
+        self, user: Principal, after_seq: int, *, limit: int = 500, job_id: int | None = None,
+        user_name: str | None = None, states: Sequence[JobState] = (),
+    ) -> list[EventRecord]:
+        """The event log after `after_seq` that the caller may see (a user: the
+        events of their own jobs; an admin: all, or one user's).
+
+        Raises:
+            InvalidSpecError: a bad limit.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_PAGE}")
+        if not user.is_admin:
+            if user_name not in (None, user.name):
+                return []
+            user_name = user.name
+        with self.sessions() as session:
+            return JobRepository(session).events_after(
+                after_seq, limit=limit, job_id=job_id, user_name=user_name, states=states)
+
     def read_output(
         self, job_id: int, user: Principal, stream: Literal["stdout", "stderr"],
         *, offset: int = 0, limit: int = MAX_OUTPUT_CHUNK,

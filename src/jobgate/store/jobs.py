@@ -304,21 +304,32 @@ class JobRepository:
             to_state=to_state.value, reason=reason, data=data,
         ))
 
+    def events_after(
+        self, after_seq: int, *, limit: int, job_id: int | None = None,
+        user_name: str | None = None, states: Sequence[JobState] = (),
+    ) -> list[EventRecord]:
+        """The log after `after_seq`, oldest first, filtered by job, owner and new state."""
+        query = select(JobEventRow).where(JobEventRow.seq > after_seq)
+        if job_id is not None:
+            query = query.where(JobEventRow.job_id == job_id)
+        if user_name is not None:
+            query = query.join(JobRow, JobRow.id == JobEventRow.job_id).where(
+                JobRow.user_name == user_name)
+        if states:
+            query = query.where(JobEventRow.to_state.in_([s.value for s in states]))
+        return [_event(row) for row in
+                self.session.scalars(query.order_by(JobEventRow.seq).limit(limit))]
+
     def events(self, job_id: int, *, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
-        query = (
-            select(JobEventRow)
-            .where(JobEventRow.job_id == job_id, JobEventRow.seq > after_seq)
-            .order_by(JobEventRow.seq)
-            .limit(limit)
-        )
-        return [
-            EventRecord(
-                seq=row.seq, job_id=row.job_id, at=row.at,
-                from_state=JobState(row.from_state) if row.from_state else None,
-                to_state=JobState(row.to_state), reason=row.reason, data=row.data,
-            )
-            for row in self.session.scalars(query)
-        ]
+        return self.events_after(after_seq, limit=limit, job_id=job_id)
+
+
+def _event(row: JobEventRow) -> EventRecord:
+    return EventRecord(
+        seq=row.seq, job_id=row.job_id, at=row.at,
+        from_state=JobState(row.from_state) if row.from_state else None,
+        to_state=JobState(row.to_state), reason=row.reason, data=row.data,
+    )
 
 
 def states_of_refs(session: Session, refs: Iterable[JobRef]) -> dict[JobRef, list[JobState]]:
