@@ -12,6 +12,7 @@ from jobgate.service.auth import AuthService
 from jobgate.service.control import JobControl
 from jobgate.service.engine import Engine
 from jobgate.service.events import EventBus
+from jobgate.service.idempotency import IdempotentSubmit
 from jobgate.service.jobs import JobService
 from jobgate.store import make_engine, make_session_factory, migrate
 
@@ -32,6 +33,7 @@ class Gateway:
         self.auth = AuthService(self.sessions)
         self.jobs = JobService(self.sessions, settings, self.backends)
         self.control = JobControl(self.jobs)
+        self.idempotent = IdempotentSubmit(self.jobs)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval)
         self.jobs.wake_engine = self.engine.wake
         self.bus = EventBus()

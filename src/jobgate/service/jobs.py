@@ -59,7 +59,10 @@ class JobService:
 
     # -- submit ---------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, user: Principal) -> JobRecord:
+    def submit(
+        self, spec: JobSpec, user: Principal,
+        on_record: Callable[[Session, JobRecord], None] | None = None,
+    ) -> JobRecord:
         """Validate a request against the cluster, record it PENDING and commit.
         An array becomes one job per task; the first task is returned.
 
@@ -67,6 +70,9 @@ class JobService:
             InvalidSpecError: a bad value, an unknown cluster, partition or
                 dependency, or a value past the partition's limits.
             UnsupportedError: the cluster cannot run what is asked (yet).
+
+        `on_record` runs inside the transaction, once the job is written: what it
+        writes commits with the job, or not at all.
         """
         spec, cluster, partition = self.validate(spec)
         tasks = parse_array(spec.array).indices if spec.array else None
@@ -98,6 +104,8 @@ class JobService:
                     self.place(row, spec)
                 session.flush()
                 record = to_record(first)
+            if on_record is not None:
+                on_record(session, record)
         # The engine need not load again the job it is handed here.
         self.wake_engine([] if tasks else [record])
         return record

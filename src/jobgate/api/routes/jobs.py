@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
 
 from jobgate.api.deps import GatewayDep, UserDep
 from jobgate.api.schemas import EventList, EventOut, JobList, JobOut
@@ -16,9 +17,18 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=201, response_model=JobOut)
-def submit_job(spec: JobSpec, gateway: GatewayDep, user: UserDep) -> JobOut:
+def submit_job(
+    spec: JobSpec, gateway: GatewayDep, user: UserDep,
+    idempotency_key: Annotated[str | None, Header(
+        description="Send the same key again (within 24 h) to get the first answer "
+                    "back instead of a second job")] = None,
+) -> JobOut | JSONResponse:
     """Submit a job; answers once it is committed to the ledger."""
-    return JobOut.of(gateway.jobs.submit(spec, user))
+    if idempotency_key is None:
+        return JobOut.of(gateway.jobs.submit(spec, user))
+    status, body = gateway.idempotent.submit(
+        spec, user, idempotency_key, lambda job: JobOut.of(job).model_dump(mode="json"))
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("", response_model=JobList)
