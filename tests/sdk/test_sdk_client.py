@@ -72,7 +72,7 @@ def test_wait_times_out_with_a_jobgate_error(client: Client) -> None:
     job = client.submit(command="sleep 60")
     try:
         with pytest.raises(WaitTimeout, match=f"job {job.id} is still") as caught:
-            job.wait(timeout=0.3, poll=0.05)
+            job.wait(timeout=0.3)
         assert isinstance(caught.value, TimeoutError)
         assert isinstance(caught.value, JobgateError)
     finally:
@@ -163,3 +163,11 @@ def test_public_names_and_a_light_import() -> None:
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert heavy == "[]"
+
+
+def test_submit_with_an_idempotency_key_makes_one_job(client: Client, tag: str) -> None:
+    first = client.submit(command="true", tags=[tag], idempotency_key=f"sdk-{tag}")
+    again = client.submit(command="true", tags=[tag], idempotency_key=f"sdk-{tag}")
+    assert again.id == first.id
+    assert [job.id for job in client.list(tag=tag)] == [first.id]
+    assert first.wait(timeout=30) is JobState.COMPLETED

@@ -99,9 +99,13 @@ class Client:
         *,
         command: str | None = None,
         spec: JobSpec | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> Job:
         """Submit a batch script (its `#SBATCH` lines are read) or a command line.
+
+        With `idempotency_key`, sending the same request again (say, after a
+        timeout) returns the job the first one made instead of a second job.
 
         `fields` are JobSpec fields (`name`, `partition`, `time_limit`, `memory`,
         `tags`, ...). Strings such as ``time_limit="1:00:00"`` or ``memory="4G"`` are
@@ -120,7 +124,20 @@ class Client:
             body.update(spec.model_dump(mode="json", exclude_unset=True))
         given = {"script": script, "command": command, **fields}
         body.update({k: _jsonable(v) for k, v in given.items() if v is not None})
-        return self._job(self._json("POST", "/v1/jobs", json=body))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._job(self._json("POST", "/v1/jobs", json=body, headers=headers))
+
+    def wait_for(self, job_id: int, timeout: float = 30.0) -> Job:
+        """The job once it is final, or as it is after `timeout` seconds (≤ 60).
+
+        Raises:
+            NotFoundError: no such job, or not one the caller may see.
+            UnreachableError: the gateway did not answer.
+        """
+        return self._job(self._json(
+            "GET", f"/v1/jobs/{int(job_id)}/wait", params={"timeout": timeout},
+            timeout=timeout + 30,
+        ))
 
     def get(self, job_id: int) -> Job:
         """The job with this id.

@@ -22,8 +22,8 @@ __all__ = ["Job"]
 
 # Waiting starts with the caller's poll interval and backs off to this, so a
 # long job costs a request every few seconds rather than five a second.
-MAX_POLL = 5.0
-BACKOFF = 1.5
+# The longest one wait request asks the gateway to hold (it allows 60 s).
+WAIT_SLICE = 30.0
 
 
 class Job(BaseModel):
@@ -101,32 +101,27 @@ class Job(BaseModel):
         self._update(self._client.get(self.id))
         return self
 
-    def wait(self, timeout: float | None = None, poll: float = 0.2) -> JobState:
-        """Poll until the job reaches a final state and return that state.
+    def wait(self, timeout: float | None = None) -> JobState:
+        """Wait until the job reaches a final state and return that state.
 
-        The interval starts at `poll` seconds and grows to at most 5 s (or `poll`,
-        if larger).
+        The gateway answers as soon as the job ends (GET /v1/jobs/{id}/wait), so
+        this neither polls nor lags.
 
         Raises:
             WaitTimeout: the job was not final after `timeout` seconds.
             JobgateError: an error answer, or the gateway is unreachable.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = max(poll, 0.01)
-        cap = max(poll, MAX_POLL)
-        while not self.refresh().done:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WaitTimeout(
-                        f"job {self.id} is still {self.state.value} after {timeout:g} s",
-                        details={"job_id": self.id, "state": self.state.value},
-                    )
-                time.sleep(min(delay, left))
-            else:
-                time.sleep(delay)
-            delay = min(delay * BACKOFF, cap)
-        return self.state
+        while True:
+            left = WAIT_SLICE if deadline is None else deadline - time.monotonic()
+            self._update(self._client.wait_for(self.id, timeout=max(0.0, min(left, WAIT_SLICE))))
+            if self.done:
+                return self.state
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"job {self.id} is still {self.state.value} after {timeout:g} s",
+                    details={"job_id": self.id, "state": self.state.value},
+                )
 
     def cancel(self) -> Job:
         """Ask the gateway to cancel the job; updates this object with its answer.
