@@ -44,6 +44,12 @@ class UnsupportedError(JobgateError):
     code = "not_supported"
 
 
+class VerbNotSupportedError(JobgateError):
+    """The job's cluster cannot carry out this verb at all."""
+
+    code = "not_implemented"
+
+
 class NotFoundError(JobgateError):
     """The named object does not exist (or is not visible to the caller)."""
 

@@ -18,6 +18,7 @@ from jobgate.errors import (
     NotFoundError,
     PermissionDeniedError,
     UnsupportedError,
+    VerbNotSupportedError,
 )
 
 STATUS: dict[type[JobgateError], int] = {
@@ -28,6 +29,7 @@ STATUS: dict[type[JobgateError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     BackendError: 503,
+    VerbNotSupportedError: 501,
 }
 
 

@@ -105,3 +105,44 @@ class SignalRequest(BaseModel):
 
 class NotifyRequest(BaseModel):
     message: str
+
+
+class JobStats(BaseModel):
+    """Usage of a job's current run (final figures once it has ended)."""
+
+    id: int
+    state: JobState
+    run_time: int = Field(description="Seconds, suspended time included")
+    cpus: int
+    elapsed_cpu_time: int = Field(description="run_time x cpus")
+    cpu_time: float | None = Field(description="User + system CPU seconds, once ended")
+    cpu_user: float | None
+    cpu_system: float | None
+    max_rss: int | None = Field(description="Peak resident memory, KiB, once ended")
+    suspended_seconds: float | None
+    allocation: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobStats:
+        out = JobOut.of(job)
+        stats = job.stats or {}
+        return cls(id=job.id, state=job.state, run_time=out.run_time, cpus=job.cpus,
+                   elapsed_cpu_time=out.elapsed_cpu_time, cpu_time=out.cpu_time,
+                   cpu_user=stats.get("cpu_user"), cpu_system=stats.get("cpu_system"),
+                   max_rss=out.max_rss, suspended_seconds=stats.get("suspended_seconds"),
+                   allocation=job.allocation)
+
+
+class ClusterOut(BaseModel):
+    name: str
+    backend: str
+    default: bool
+    partitions: list[dict[str, Any]]
+    default_partition: str
+    verbs: list[str]
+    resources: dict[str, Any]
+    load: dict[str, Any]
+
+
+class ClusterList(BaseModel):
+    clusters: list[ClusterOut]

@@ -117,6 +117,9 @@ class Backend(Protocol):
             BackendError: the message could not be written.
         """
 
+    def resources(self) -> dict[str, Any]:
+        """What the cluster offers, for people to read (nodes, CPUs, memory, GPUs)."""
+
     def set_waker(self, waker: Callable[[], None]) -> None:
         """A callable the backend calls when `poll` has something new."""
 

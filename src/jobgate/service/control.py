@@ -8,7 +8,7 @@ through the cluster's backend.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -79,7 +79,7 @@ class JobControl:
             NotFoundError; ConflictError: the job is not running.
         """
         return self._signal_state(job_id, user, JobState.RUNNING, JobState.SUSPENDED,
-                                  lambda backend, job: backend.suspend(job))
+                                  "suspend")
 
     def resume(self, job_id: int, user: Principal) -> JobRecord:
         """Continue a suspended job.
@@ -88,15 +88,15 @@ class JobControl:
             NotFoundError; ConflictError: the job is not suspended.
         """
         return self._signal_state(job_id, user, JobState.SUSPENDED, JobState.RUNNING,
-                                  lambda backend, job: backend.resume(job))
+                                  "resume")
 
     def _signal_state(
-        self, job_id: int, user: Principal, expected: JobState, new: JobState,
-        act: Callable[[Any, JobRecord], None],
+        self, job_id: int, user: Principal, expected: JobState, new: JobState, verb: str
     ) -> JobRecord:
         job = self.jobs.get(job_id, user)
-        _require_state(job.id, job.state, (expected,), new.value.lower())
-        act(self.jobs.backends[job.cluster], job)
+        backend = self.jobs.backend_for(job, verb)
+        _require_state(job.id, job.state, (expected,), verb)
+        getattr(backend, verb)(job)
         with self._job(job_id, user) as (repo, row):
             repo.transition(row.id, expected, new, utcnow(),
                             reason=f"{new.value.lower()} by {user.name}")
@@ -136,8 +136,9 @@ class JobControl:
         """
         signum = parse_signal(signal_name)
         job = self.jobs.get(job_id, user)
+        backend = self.jobs.backend_for(job, "signal")
         _require_state(job.id, job.state, STARTED, "signal")
-        self.jobs.backends[job.cluster].send_signal(job, signum)
+        backend.send_signal(job, signum)
         return job
 
     def notify(self, job_id: int, user: Principal, message: str) -> JobRecord:
@@ -151,8 +152,9 @@ class JobControl:
             raise InvalidSpecError("message", message[:40],
                                    f"must be 1 to {MAX_NOTIFY_BYTES} bytes")
         job = self.jobs.get(job_id, user)
+        backend = self.jobs.backend_for(job, "notify")
         _require_state(job.id, job.state, STARTED, "notify")
-        self.jobs.backends[job.cluster].notify(job, message)
+        backend.notify(job, message)
         return job
 
     def modify(self, job_id: int, user: Principal, changes: dict[str, Any]) -> JobRecord:
@@ -175,7 +177,7 @@ class JobControl:
                 f"while it runs, not {', '.join(frozen)}", details={"fields": frozen})
         merged = JobSpec.parse(job.spec.model_dump(exclude_unset=True) | changes)
         if "time_limit" in changes:
-            self.jobs.backends[job.cluster].set_time_limit(job, merged.time_limit)
+            self.jobs.backend_for(job, "modify").set_time_limit(job, merged.time_limit)
         with self._job(job_id, user) as (repo, row):
             values = {k: getattr(merged, k) for k in changes}
             values["spec"] = merged.model_dump(mode="json", exclude_unset=True)

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from jobgate.backends import make_backend
 from jobgate.config import Settings
 from jobgate.service.auth import AuthService
+from jobgate.service.clusters import ClusterService
 from jobgate.service.control import JobControl
 from jobgate.service.engine import Engine
 from jobgate.service.events import EventBus
@@ -34,6 +35,7 @@ class Gateway:
         self.jobs = JobService(self.sessions, settings, self.backends)
         self.control = JobControl(self.jobs)
         self.idempotent = IdempotentSubmit(self.jobs)
+        self.clusters = ClusterService(self.sessions, settings, self.backends)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval)
         self.jobs.wake_engine = self.engine.wake
         self.bus = EventBus()

@@ -19,7 +19,12 @@ from jobgate.domain.output import DEFAULT_STDERR, DEFAULT_STDOUT, expand_output_
 from jobgate.domain.parsing import format_duration
 from jobgate.domain.spec import JobSpec, job_memory, resolve_spec
 from jobgate.domain.states import JobState, can_transition
-from jobgate.errors import ConflictError, InvalidSpecError, NotFoundError
+from jobgate.errors import (
+    ConflictError,
+    InvalidSpecError,
+    NotFoundError,
+    VerbNotSupportedError,
+)
 from jobgate.service.auth import Principal
 from jobgate.store.jobs import (
     Change,
@@ -197,6 +202,18 @@ class JobService:
             self.visible_row(session, job_id, user)
             return JobRepository(session).events(job_id, after_seq=after_seq)
 
+    def script(self, job_id: int, user: Principal) -> str:
+        """The batch script the job runs (a command is shown as the script that
+        runs it, as `sbatch --wrap` does).
+
+        Raises:
+            NotFoundError: no such job, or not one the caller may see.
+        """
+        spec = self.get(job_id, user).spec
+        if spec.script is not None:
+            return spec.script
+        return f"#!/bin/bash\n# This script was made from a command.\n{spec.command}\n"
+
     def events_since(
         self, user: Principal, after_seq: int, *, limit: int = 500, job_id: int | None = None,
         user_name: str | None = None, states: Sequence[JobState] = (),
@@ -262,7 +279,7 @@ class JobService:
         if record.state.final:
             raise ConflictError(f"job {job_id} has already ended ({record.state})",
                                 details={"state": record.state.value})
-        self.backends[record.cluster].cancel(record)
+        self.backend_for(record, "cancel").cancel(record)
         return record
 
     # -- engine side ----------------------------------------------------------
@@ -289,6 +306,19 @@ class JobService:
                         job.id, change.move[1] if change.move else job.state,
                         change.values.get("start_time", job.start_time), job.requeue_count)
             repo.apply(changes, now)
+
+    def backend_for(self, job: JobRecord, verb: str) -> Backend:
+        """The backend of the job's cluster, if it can carry out `verb`.
+
+        Raises:
+            VerbNotSupportedError: it cannot, whatever the job's state.
+        """
+        backend = self.backends[job.cluster]
+        if verb not in backend.capabilities.verbs:
+            raise VerbNotSupportedError(
+                f"cluster {job.cluster!r} does not support {verb}",
+                details={"verb": verb, "cluster": job.cluster})
+        return backend
 
     def visible_row(self, session: Session, job_id: int, user: Principal) -> JobRow:
         row = JobRepository(session).get(job_id)

@@ -324,6 +324,20 @@ class JobRepository:
         return self.events_after(after_seq, limit=limit, job_id=job_id)
 
 
+def cluster_load(session: Session, cluster: str) -> tuple[dict[str, int], int]:
+    """Jobs of a cluster by active state, and the CPUs its started jobs hold."""
+    active = [s.value for s in (JobState.PENDING, JobState.RUNNING, JobState.SUSPENDED,
+                                JobState.COMPLETING)]
+    counts = dict(session.execute(
+        select(JobRow.state, func.count()).where(JobRow.cluster == cluster,
+                                                 JobRow.state.in_(active))
+        .group_by(JobRow.state)).all())
+    cpus = session.scalar(
+        select(func.coalesce(func.sum(JobRow.ntasks * JobRow.cpus_per_task), 0)).where(
+            JobRow.cluster == cluster, JobRow.state.in_(active[1:]))) or 0
+    return counts, int(cpus)
+
+
 def _event(row: JobEventRow) -> EventRecord:
     return EventRecord(
         seq=row.seq, job_id=row.job_id, at=row.at,

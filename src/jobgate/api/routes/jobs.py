@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from jobgate.api.deps import GatewayDep, UserDep
-from jobgate.api.schemas import EventList, EventOut, JobList, JobOut
+from jobgate.api.schemas import EventList, EventOut, JobList, JobOut, JobStats
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.store.jobs import JobFilter
@@ -101,3 +101,15 @@ def job_stderr(
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     return _output("stderr", job_id, gateway, user, offset, limit)
+
+
+@router.get("/{job_id}/script", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+def job_script(job_id: int, gateway: GatewayDep, user: UserDep) -> Response:
+    """The batch script the job runs."""
+    return Response(gateway.jobs.script(job_id, user), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/{job_id}/stats", response_model=JobStats)
+def job_stats(job_id: int, gateway: GatewayDep, user: UserDep) -> JobStats:
+    return JobStats.of(gateway.jobs.get(job_id, user))

@@ -53,7 +53,7 @@ class LocalBackend:
         config: ClusterConfig | None = None,
     ) -> None:
         self.config = config or ClusterConfig()
-        self.resources = node_resources(self.config)
+        self.resources_of_node = node_resources(self.config)
         self.node = node_name()
         self.jobs_dir = home / "jobs"
         self._base_environment = gateway_environment()
@@ -73,7 +73,7 @@ class LocalBackend:
         refuse_unsupported(spec, self.capabilities, self.cluster)
         if (spec.nodes or 1) > 1:
             raise InvalidSpecError("nodes", spec.nodes, "the local cluster has one node")
-        node = self.resources
+        node = self.resources_of_node
         cpus = (spec.ntasks or 1) * (spec.cpus_per_task or 1)
         if cpus > len(node.cpus):
             raise InvalidSpecError("cpus_per_task", cpus,
@@ -107,7 +107,7 @@ class LocalBackend:
             )
             for job in pending
         ]
-        decision = schedule(self.resources, running, requests, now.timestamp())
+        decision = schedule(self.resources_of_node, running, requests, now.timestamp())
         return Selection(
             start={
                 job_id: {"node": self.node, "cpus": list(a.cpus), "memory": a.memory,
@@ -195,6 +195,11 @@ class LocalBackend:
                 out.write(message.rstrip("\n") + "\n")
         except OSError as exc:
             raise BackendError(f"could not notify job {job.id}: {exc}") from exc
+
+    def resources(self) -> dict[str, Any]:
+        node = self.resources_of_node
+        return {"nodes": [{"name": self.node, "cpus": len(node.cpus), "cpu_ids": list(node.cpus),
+                           "memory": node.memory, "gpus": len(node.gpus)}]}
 
     def set_waker(self, waker: Callable[[], None]) -> None:
         self._waker = waker
