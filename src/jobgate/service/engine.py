@@ -1,10 +1,11 @@
 """The engine: hands pending jobs to backends and applies what they report.
 
-One thread per process. Each round claims pending jobs in one transaction
-(compare-and-set PENDING -> RUNNING, so two engines never claim the same job),
-launches them, then applies every update the backends have in one more
-transaction. A claim is committed before the launch: after a crash between the
-two, `adopt` finds a RUNNING job that never started and launches it then.
+One thread per process. Each round locks the head of the pending queue, asks the
+backend what to start, and claims those jobs (PENDING -> RUNNING) in one
+transaction of bulk statements; it launches them, then applies every update the
+backends have in one more transaction. A claim is committed before the launch:
+after a crash between the two, `adopt` finds a RUNNING job that never started
+and launches it then. Rows are only re-read when their `updated_at` moved.
 
 Only the holder of the store's engine lease runs rounds: a second gateway on the
 same store serves the API but leaves the jobs to the first, until its lease
