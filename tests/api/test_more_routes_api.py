@@ -55,3 +55,16 @@ def test_a_verb_the_cluster_cannot_do_is_501(api: Api) -> None:
     finally:
         backend.capabilities = original  # type: ignore[misc]
     api.post(f"/v1/jobs/{job['id']}/cancel")
+
+
+def test_metrics_for_admins(api: Api) -> None:
+    job = api.submit(command="true")
+    api.wait_final(job["id"])
+    text = api.get("/metrics").text
+    assert 'jobgate_jobs{cluster="local",state="COMPLETED"} 1.0' in text
+    assert "jobgate_submit_seconds_count 1.0" in text
+    assert 'jobgate_backend_calls_total{call="start",cluster="local"} 1.0' in text
+    assert "jobgate_engine_round_seconds_count" in text
+    ana = api.add_user("ana", "ana-token")
+    assert api.get("/metrics", headers=ana).status_code == 403
+    assert api.client.get("/metrics").status_code == 401

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import psutil
 
@@ -34,6 +35,9 @@ from jobgate.service.eligibility import triage
 from jobgate.service.jobs import JobService, utcnow
 from jobgate.store.jobs import Change, JobRepository, states_of_refs, to_record
 from jobgate.store.leases import LeaseRepository
+
+if TYPE_CHECKING:
+    from jobgate.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,8 @@ STARTED_STATES = (JobState.RUNNING, JobState.SUSPENDED, JobState.COMPLETING)
 
 class Engine:
     def __init__(
-        self, service: JobService, backends: Mapping[str, Backend], *, interval: float = 0.5
+        self, service: JobService, backends: Mapping[str, Backend], *, interval: float = 0.5,
+        metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         self.backends = backends
@@ -68,6 +73,7 @@ class Engine:
         # The nonce tells apart two engines of one process (tests, embedding).
         self.owner = f"{process_identity(os.getpid())}:{uuid.uuid4().hex[:8]}"
         self._lease_until: datetime | None = None
+        self.metrics = metrics
         for backend in backends.values():
             backend.set_waker(self.wake)
 
@@ -140,13 +146,23 @@ class Engine:
 
     def run_once(self) -> None:
         """One round: launch what is pending, then apply what changed."""
+        if self.metrics is None:
+            self._round()
+            return
+        with self.metrics.engine_round_seconds.time():
+            self._round()
+
+    def _round(self) -> None:
         self._seen = {}
         while self._offered:
             record = self._offered.popleft()
             # A new job's row was last written at its submit time.
             self._records[record.id] = _Cached(record.submit_time, record)
         for cluster, backend in self.backends.items():
-            for job in self._claim(cluster, backend):
+            claimed = self._claim(cluster, backend)
+            if claimed and self.metrics is not None:
+                self.metrics.backend_calls.labels(cluster, "start").inc(len(claimed))
+            for job in claimed:
                 try:
                     self._backlog.append(backend.start(job))
                 except JobgateError as exc:

@@ -15,6 +15,7 @@ from jobgate.service.engine import Engine
 from jobgate.service.events import EventBus
 from jobgate.service.idempotency import IdempotentSubmit
 from jobgate.service.jobs import JobService
+from jobgate.service.metrics import Metrics
 from jobgate.store import make_engine, make_session_factory, migrate
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ class Gateway:
         self.control = JobControl(self.jobs)
         self.idempotent = IdempotentSubmit(self.jobs)
         self.clusters = ClusterService(self.sessions, settings, self.backends)
-        self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval)
+        self.metrics = Metrics(self.sessions)
+        self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval,
+                             metrics=self.metrics)
         self.jobs.wake_engine = self.engine.wake
         self.bus = EventBus()
         # Any commit may have written events: the bus tells the waiters to look.

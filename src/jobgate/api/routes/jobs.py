@@ -24,10 +24,11 @@ def submit_job(
                     "back instead of a second job")] = None,
 ) -> JobOut | JSONResponse:
     """Submit a job; answers once it is committed to the ledger."""
-    if idempotency_key is None:
-        return JobOut.of(gateway.jobs.submit(spec, user))
-    status, body = gateway.idempotent.submit(
-        spec, user, idempotency_key, lambda job: JobOut.of(job).model_dump(mode="json"))
+    with gateway.metrics.submit_seconds.time():
+        if idempotency_key is None:
+            return JobOut.of(gateway.jobs.submit(spec, user))
+        status, body = gateway.idempotent.submit(
+            spec, user, idempotency_key, lambda job: JobOut.of(job).model_dump(mode="json"))
     return JSONResponse(body, status_code=status)
 
 
