@@ -117,3 +117,19 @@ def client_events(server: LiveServer, after: int) -> list[dict[str, Any]]:
                 return events
             events += page["events"]
             after = page["events"][-1]["seq"]
+
+
+def test_follow_streams_output_until_the_job_ends(server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        job = client.post("/v1/jobs", json={
+            "command": "for i in 1 2 3; do echo line $i; sleep 0.3; done"}).json()
+        received = []
+        with client.stream("GET", f"/v1/jobs/{job['id']}/stdout",
+                           params={"follow": "true"}) as answer:
+            for chunk in answer.iter_text():
+                received.append(chunk)
+        assert "".join(received) == "line 1\nline 2\nline 3\n"
+        assert len(received) >= 2  # it came as it was written, not all at the end
+        assert client.get(f"/v1/jobs/{job['id']}").json()["final"]
+        assert client.get("/v1/jobs/99999/stdout", params={"follow": "true"}).status_code == 404

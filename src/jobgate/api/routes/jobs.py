@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from jobgate.api.deps import GatewayDep, UserDep
 from jobgate.api.schemas import EventList, EventOut, JobList, JobOut, JobStats
@@ -14,6 +17,9 @@ from jobgate.domain.states import JobState
 from jobgate.store.jobs import JobFilter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+# Output files are not in the ledger: a followed file is read again this often.
+FOLLOW_INTERVAL = 0.2
 
 
 @router.post("", status_code=201, response_model=JobOut)
@@ -72,36 +78,60 @@ def job_events(
     return EventList(events=[EventOut.of(event) for event in events])
 
 
-def _output(
+async def _output(
     stream: Literal["stdout", "stderr"], job_id: int, gateway: GatewayDep, user: UserDep,
-    offset: int, limit: int | None,
+    offset: int, limit: int | None, follow: bool,
 ) -> Response:
     kwargs = {"limit": limit} if limit is not None else {}
-    data = gateway.jobs.read_output(job_id, user, stream, offset=offset, **kwargs)
-    return Response(
-        data, media_type="text/plain; charset=utf-8",
-        headers={"X-Next-Offset": str(offset + len(data))},
-    )
+    # Read once before answering: an unknown job is a 404, not an empty stream.
+    data = await run_in_threadpool(
+        gateway.jobs.read_output, job_id, user, stream, offset=offset, **kwargs)
+    if not follow:
+        return Response(data, media_type="text/plain; charset=utf-8",
+                        headers={"X-Next-Offset": str(offset + len(data))})
+
+    async def chunks() -> AsyncIterator[bytes]:
+        position = offset + len(data)
+        if data:
+            yield data
+        while True:
+            # Ended first, then read: no byte written before the end is missed.
+            ended = (await run_in_threadpool(gateway.jobs.get, job_id, user)).state.final
+            more = await run_in_threadpool(
+                gateway.jobs.read_output, job_id, user, stream, offset=position)
+            if more:
+                position += len(more)
+                yield more
+            elif ended:
+                return
+            else:
+                await asyncio.sleep(FOLLOW_INTERVAL)
+
+    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8")
 
 
 _OUTPUT_DOC = ("The bytes of the file from `offset`; `X-Next-Offset` says where to "
-               "continue. Empty until the job writes.")
+               "continue. Empty until the job writes. With `follow=true`, the answer "
+               "streams new bytes as they are written, and ends when the job has "
+               "ended and all is sent.")
 
 
 @router.get("/{job_id}/stdout", response_class=Response, description=_OUTPUT_DOC)
-def job_stdout(
+async def job_stdout(
     job_id: int, gateway: GatewayDep, user: UserDep,
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int | None, Query(ge=1)] = None,
+    follow: bool = False,
 ) -> Response:
-    return _output("stdout", job_id, gateway, user, offset, limit)
+    return await _output("stdout", job_id, gateway, user, offset, limit, follow)
 
 
 @router.get("/{job_id}/stderr", response_class=Response, description=_OUTPUT_DOC)
-def job_stderr(
+async def job_stderr(
     job_id: int, gateway: GatewayDep, user: UserDep,
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int | None, Query(ge=1)] = None,
+    follow: bool = False,
 ) -> Response:
-    return _output("stderr", job_id, gateway, user, offset, limit)
+    return await _output("stderr", job_id, gateway, user, offset, limit, follow)
 
 
 @router.get("/{job_id}/script", response_class=Response,
