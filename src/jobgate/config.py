@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     )
     # Seconds between SIGTERM and SIGKILL when a job is cancelled or times out.
     kill_wait: float = 10.0
+    # Submissions a user may make a second after a burst (0: no limit).
+    submit_rate: float = 200.0
+    submit_burst: int = 1000
     # How often the engine looks again when nothing woke it.
     engine_interval: float = 0.5
 

@@ -74,6 +74,17 @@ class PermissionDeniedError(JobgateError):
     code = "forbidden"
 
 
+class RateLimitedError(JobgateError):
+    """Too many requests from one user; `retry_after` is in seconds."""
+
+    code = "rate_limited"
+    transient = True
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class BackendError(JobgateError):
     """A cluster backend failed to carry out an operation."""
 

@@ -208,3 +208,19 @@ def test_start_time_once_reported_does_not_change(api: Api) -> None:
     running = [e for e in api.get(f"/v1/jobs/{job['id']}/events").json()["events"]
                if e["to_state"] == "RUNNING"]
     assert done["start_time"] == running[0]["at"]
+
+
+def test_submissions_past_the_rate_limit_are_429(tmp_path: Path, db_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from jobgate.api.app import create_app
+
+    settings = Settings.load(home=tmp_path / "home", database_url=db_url, submit_rate=0.5,
+                             submit_burst=2, run_engine=False)
+    with TestClient(create_app(settings)) as client:
+        headers = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
+        codes = [client.post("/v1/jobs", json={"command": "true"}, headers=headers)
+                 for _ in range(3)]
+    assert [c.status_code for c in codes] == [201, 201, 429]
+    assert codes[2].headers["Retry-After"] == "2"
+    assert codes[2].json()["error"] == "rate_limited"

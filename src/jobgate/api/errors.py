@@ -17,6 +17,7 @@ from jobgate.errors import (
     JobgateError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     UnsupportedError,
     VerbNotSupportedError,
 )
@@ -30,6 +31,7 @@ STATUS: dict[type[JobgateError], int] = {
     PermissionDeniedError: 403,
     BackendError: 503,
     VerbNotSupportedError: 501,
+    RateLimitedError: 429,
 }
 
 
@@ -46,7 +48,11 @@ def status_of(exc: JobgateError) -> int:
 
 async def _jobgate_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, JobgateError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    headers = None
+    if isinstance(exc, AuthenticationError):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(error_body(exc.code, exc.message, exc.details),
                         status_code=status_of(exc), headers=headers)
 

@@ -16,6 +16,7 @@ from jobgate.service.events import EventBus
 from jobgate.service.idempotency import IdempotentSubmit
 from jobgate.service.jobs import JobService
 from jobgate.service.metrics import Metrics
+from jobgate.service.ratelimit import SubmitRateLimit
 from jobgate.store import make_engine, make_session_factory, migrate
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Gateway:
         self.idempotent = IdempotentSubmit(self.jobs)
         self.clusters = ClusterService(self.sessions, settings, self.backends)
         self.metrics = Metrics(self.sessions)
+        self.submit_limit = SubmitRateLimit(settings.submit_rate, settings.submit_burst)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval,
                              metrics=self.metrics)
         self.jobs.wake_engine = self.engine.wake

@@ -30,6 +30,7 @@ def submit_job(
                     "back instead of a second job")] = None,
 ) -> JobOut | JSONResponse:
     """Submit a job; answers once it is committed to the ledger."""
+    gateway.submit_limit.take(user.name)
     with gateway.metrics.submit_seconds.time():
         if idempotency_key is None:
             return JobOut.of(gateway.jobs.submit(spec, user))
