@@ -189,20 +189,21 @@ def count_lines(path: Path) -> int:
 
 def test_suspend_stops_the_job_and_its_clock(harness: Harness, workdir: Path) -> None:
     ticks = workdir / "ticks"
-    # About 1 s of work; a 2 s limit; suspended for 2 s in the middle.
+    # About 1 s of work; a 3 s limit; suspended for 3 s in the middle, so the
+    # job would time out if suspended time counted.
     job = harness.run(command=f"for i in $(seq 10); do echo $i >> {ticks}; sleep 0.1; done",
-                      time_limit=2)
+                      time_limit=3)
     harness.wait_for_file(ticks)
     harness.backend.suspend(job)
     time.sleep(0.3)  # let a running `sleep 0.1` finish; then nothing may move
     frozen = count_lines(ticks)
-    time.sleep(1.7)
+    time.sleep(2.7)
     assert count_lines(ticks) == frozen
     harness.backend.resume(job)
     end = harness.final(job)
     assert end.state is JobState.COMPLETED  # suspended time did not count
     assert count_lines(ticks) == 10
-    assert end.data["suspended_seconds"] >= 1.5
+    assert end.data["suspended_seconds"] >= 2.5
 
 
 def test_cancel_a_suspended_job(harness: Harness, workdir: Path) -> None:

@@ -69,17 +69,19 @@ def test_job_that_ended_while_the_server_was_down(server: ServerProcess, tmp_pat
 
 
 def test_job_still_running_at_restart_is_adopted(server: ServerProcess, tmp_path: Path) -> None:
-    flag = tmp_path / "flag"
+    flag, go = tmp_path / "flag", tmp_path / "go"
     server.start()
     with server.client() as client:
         job_id = client.post("/v1/jobs", json={
-            "command": f"touch {flag}; sleep 2; echo finished; exit 5"}).json()["id"]
+            "command": f"touch {flag}; while [ ! -e {go} ]; do sleep 0.05; done; "
+                       "echo finished; exit 5"}).json()["id"]
     while not flag.exists():
         time.sleep(0.02)
     server.kill()
     server.start()
     with server.client() as client:
         assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "RUNNING"
+        go.touch()  # it ends only now, under the new server
         job = wait_for(client, job_id, final)
         assert (job["state"], job["exit_code"]) == ("FAILED", 5)
         assert client.get(f"/v1/jobs/{job_id}/stdout").text == "finished\n"
@@ -91,17 +93,21 @@ def test_job_still_running_at_restart_is_adopted(server: ServerProcess, tmp_path
 def test_ten_running_jobs_survive_a_kill_and_run_once(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    runs = tmp_path / "runs"
+    runs, go = tmp_path / "runs", tmp_path / "go"
     runs.mkdir()
     server.start(JOBGATE_CLUSTERS='{"local": {"cpus": 10}}')  # room for all ten at once
     with server.client() as client:
         ids = [client.post("/v1/jobs", json={
-            "command": f"echo $SLURM_JOB_ID >> {runs}/$SLURM_JOB_ID; sleep 2; exit {i + 10}",
+            "command": f"echo $SLURM_JOB_ID >> {runs}/$SLURM_JOB_ID; "
+                       f"while [ ! -e {go} ]; do sleep 0.05; done; exit {i + 10}",
         }).json()["id"] for i in range(10)]
         for job_id in ids:
             wait_for(client, job_id, lambda j: j["state"] == "RUNNING")
-        assert not any(client.get(f"/v1/jobs/{i}").json()["final"] for i in ids)
     server.kill()
+    go.touch()  # all ten end while no server is there to see it
+    deadline = time.monotonic() + 30
+    while len(list(runs.iterdir())) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
     server.start()
     with server.client() as client:
         for i, job_id in enumerate(ids):
