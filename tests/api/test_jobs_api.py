@@ -224,3 +224,27 @@ def test_submissions_past_the_rate_limit_are_429(tmp_path: Path, db_url: str) ->
     assert [c.status_code for c in codes] == [201, 201, 429]
     assert codes[2].headers["Retry-After"] == "2"
     assert codes[2].json()["error"] == "rate_limited"
+
+
+def test_batch_is_all_or_nothing(api: Api) -> None:
+    answer = api.post("/v1/jobs:batch", json={"jobs": [
+        {"command": "echo 1", "tags": ["batch"]},
+        {"script": "#!/bin/bash\n#SBATCH -J second\necho 2", "tags": ["batch"]},
+        {"command": "true", "array": "0-2", "tags": ["batch"]},
+    ]})
+    assert answer.status_code == 201, answer.text
+    jobs = answer.json()["jobs"]
+    assert [j["name"] for j in jobs] == ["wrap", "second", "wrap"]
+    assert len(api.get("/v1/jobs", params={"tag": "batch"}).json()["jobs"]) == 5  # 2 + 3 tasks
+    assert api.wait_final(jobs[1]["id"])["state"] == "COMPLETED"
+
+    refused = api.post("/v1/jobs:batch", json={"jobs": [
+        {"command": "true", "tags": ["nope"]},
+        {"command": "true", "time_limit": "1:xx", "tags": ["nope"]},
+    ]})
+    assert refused.status_code == 422
+    assert refused.json()["details"][0]["field"] == "jobs[1].time_limit"
+    assert api.get("/v1/jobs", params={"tag": "nope"}).json()["jobs"] == []
+    assert api.post("/v1/jobs:batch", json={"jobs": []}).status_code == 422
+    too_many = {"jobs": [{"command": "true"}] * 1001}
+    assert api.post("/v1/jobs:batch", json=too_many).status_code == 422

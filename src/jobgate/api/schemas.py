@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from jobgate.domain.job import JobRecord
+from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
+from jobgate.errors import InvalidSpecError
 from jobgate.store.jobs import EventRecord
 
 
@@ -146,3 +148,25 @@ class ClusterOut(BaseModel):
 
 class ClusterList(BaseModel):
     clusters: list[ClusterOut]
+
+
+class BatchRequest(BaseModel):
+    # Plain objects here, so that an error can name the job by its index.
+    jobs: list[dict[str, Any]] = Field(description="Up to 1,000 JobSpec objects")
+
+    def specs(self) -> list[JobSpec]:
+        """Raises:
+        InvalidSpecError: naming the job as `jobs[i].field`.
+        """
+        specs = []
+        for index, data in enumerate(self.jobs):
+            try:
+                specs.append(JobSpec.parse(data))
+            except InvalidSpecError as exc:
+                raise InvalidSpecError(f"jobs[{index}].{exc.field}", exc.value,
+                                       exc.reason) from exc
+        return specs
+
+
+class BatchOut(BaseModel):
+    jobs: list[JobOut]

@@ -23,6 +23,7 @@ from jobgate.errors import (
     ConflictError,
     InvalidSpecError,
     NotFoundError,
+    UnsupportedError,
     VerbNotSupportedError,
 )
 from jobgate.service.auth import Principal
@@ -42,6 +43,7 @@ from jobgate.store.tables import JobRow, JobTagRow
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
+MAX_BATCH = 1000
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024
 
 
@@ -80,40 +82,70 @@ class JobService:
         writes commits with the job, or not at all.
         """
         spec, cluster, partition = self.validate(spec)
-        tasks = parse_array(spec.array).indices if spec.array else None
-        now = utcnow()
         with self.sessions.begin() as session:
-            if spec.dependencies:
-                check_dependencies_exist(session, spec.dependencies)
-
-            def new_row(task: int | None, array_job_id: int | None) -> JobRow:
-                return JobRow(
-                    **spec_columns(spec, cluster, partition), state=JobState.PENDING.value,
-                    state_reason=held_reason(spec.hold, "user"), held=spec.hold,
-                    user_name=user.name, working_directory="", standard_output="",
-                    standard_error="", submit_time=now, updated_at=now, requeue_count=0,
-                    array_job_id=array_job_id, array_task_id=task,
-                )
-
-            repo = JobRepository(session)
-            first = new_row(tasks[0] if tasks else None, None)
-            if not tasks:
-                record = self._insert_one(repo, first, spec, now)
-            else:
-                repo.add(first, spec.tags, now, "submitted")
-                # Slurm's ArrayJobId is the id of the first task.
-                first.array_job_id = first.id
-                rows = [first, *(new_row(task, first.id) for task in tasks[1:])]
-                repo.add_many(rows[1:], spec.tags, now, "submitted")
-                for row in rows:  # paths need the ids, which the inserts just gave
-                    self.place(row, spec)
-                session.flush()
-                record = to_record(first)
+            record = self._write(session, spec, cluster, partition, user, utcnow())
             if on_record is not None:
                 on_record(session, record)
         # The engine need not load again the job it is handed here.
-        self.wake_engine([] if tasks else [record])
+        self.wake_engine([] if spec.array else [record])
         return record
+
+    def submit_many(self, specs: Sequence[JobSpec], user: Principal) -> list[JobRecord]:
+        """Submit several jobs in one transaction: all of them, or none.
+
+        Raises:
+            InvalidSpecError: naming the job (`jobs[i].field`) and what to fix.
+            UnsupportedError: naming the job.
+        """
+        if not 1 <= len(specs) <= MAX_BATCH:
+            raise InvalidSpecError("jobs", len(specs), f"send 1 to {MAX_BATCH} jobs")
+        checked = []
+        for index, spec in enumerate(specs):
+            try:
+                checked.append(self.validate(spec))
+            except InvalidSpecError as exc:
+                raise InvalidSpecError(f"jobs[{index}].{exc.field}", exc.value,
+                                       exc.reason) from exc
+            except UnsupportedError as exc:
+                raise UnsupportedError(f"jobs[{index}]: {exc.message}",
+                                       details=exc.details) from exc
+        now = utcnow()
+        with self.sessions.begin() as session:
+            records = [self._write(session, spec, cluster, partition, user, now)
+                       for spec, cluster, partition in checked]
+        self.wake_engine([r for r, (spec, _, _) in zip(records, checked, strict=True)
+                          if not spec.array])
+        return records
+
+    def _write(self, session: Session, spec: JobSpec, cluster: str, partition: str,
+               user: Principal, now: datetime) -> JobRecord:
+        """Write one validated request (an array: all its tasks); returns the first."""
+        tasks = parse_array(spec.array).indices if spec.array else None
+        if spec.dependencies:
+            check_dependencies_exist(session, spec.dependencies)
+
+        def new_row(task: int | None, array_job_id: int | None) -> JobRow:
+            return JobRow(
+                **spec_columns(spec, cluster, partition), state=JobState.PENDING.value,
+                state_reason=held_reason(spec.hold, "user"), held=spec.hold,
+                user_name=user.name, working_directory="", standard_output="",
+                standard_error="", submit_time=now, updated_at=now, requeue_count=0,
+                array_job_id=array_job_id, array_task_id=task,
+            )
+
+        repo = JobRepository(session)
+        first = new_row(tasks[0] if tasks else None, None)
+        if not tasks:
+            return self._insert_one(repo, first, spec, now)
+        repo.add(first, spec.tags, now, "submitted")
+        # Slurm's ArrayJobId is the id of the first task.
+        first.array_job_id = first.id
+        rows = [first, *(new_row(task, first.id) for task in tasks[1:])]
+        repo.add_many(rows[1:], spec.tags, now, "submitted")
+        for row in rows:  # paths need the ids, which the inserts just gave
+            self.place(row, spec)
+        session.flush()
+        return to_record(first)
 
     def _insert_one(self, repo: JobRepository, row: JobRow, spec: JobSpec, now: datetime
                     ) -> JobRecord:

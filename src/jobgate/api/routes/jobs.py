@@ -11,7 +11,15 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from jobgate.api.deps import GatewayDep, UserDep
-from jobgate.api.schemas import EventList, EventOut, JobList, JobOut, JobStats
+from jobgate.api.schemas import (
+    BatchOut,
+    BatchRequest,
+    EventList,
+    EventOut,
+    JobList,
+    JobOut,
+    JobStats,
+)
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.store.jobs import JobFilter
@@ -37,6 +45,16 @@ def submit_job(
         status, body = gateway.idempotent.submit(
             spec, user, idempotency_key, lambda job: JobOut.of(job).model_dump(mode="json"))
     return JSONResponse(body, status_code=status)
+
+
+@router.post(":batch", status_code=201, response_model=BatchOut)
+def submit_batch(body: BatchRequest, gateway: GatewayDep, user: UserDep) -> BatchOut:
+    """Submit up to 1,000 jobs in one transaction: all are accepted, or none (the
+    error names the job by its index). An array counts as one job here."""
+    gateway.submit_limit.take(user.name)
+    with gateway.metrics.submit_seconds.time():
+        records = gateway.jobs.submit_many(body.specs(), user)
+    return BatchOut(jobs=[JobOut.of(record) for record in records])
 
 
 @router.get("", response_model=JobList)
