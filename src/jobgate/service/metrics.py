@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobgate.service.jobs import utcnow
-from jobgate.store.tables import JobEventRow, JobRow
+from jobgate.store.jobs import ledger_summary
 
 
 class LedgerCollector(Collector):
@@ -23,9 +22,7 @@ class LedgerCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         jobs = GaugeMetricFamily("jobgate_jobs", "Jobs in the ledger", labels=["cluster", "state"])
         with self.sessions() as session:
-            rows = session.execute(select(JobRow.cluster, JobRow.state, func.count())
-                                   .group_by(JobRow.cluster, JobRow.state)).all()
-            newest = session.scalar(select(func.max(JobEventRow.at)))
+            rows, newest = ledger_summary(session)
         for cluster, state, count in rows:
             jobs.add_metric([cluster, state], count)
         yield jobs

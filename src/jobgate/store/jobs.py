@@ -338,6 +338,13 @@ def cluster_load(session: Session, cluster: str) -> tuple[dict[str, int], int]:
     return counts, int(cpus)
 
 
+def ledger_summary(session: Session) -> tuple[list[tuple[str, str, int]], datetime | None]:
+    """(cluster, state, count) of every job, and when the newest event happened."""
+    counts = [(cluster, state, count) for cluster, state, count in session.execute(
+        select(JobRow.cluster, JobRow.state, func.count()).group_by(JobRow.cluster, JobRow.state))]
+    return counts, session.scalar(select(func.max(JobEventRow.at)))
+
+
 def _event(row: JobEventRow) -> EventRecord:
     return EventRecord(
         seq=row.seq, job_id=row.job_id, at=row.at,
