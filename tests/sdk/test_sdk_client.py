@@ -171,3 +171,11 @@ def test_submit_with_an_idempotency_key_makes_one_job(client: Client, tag: str) 
     assert again.id == first.id
     assert [job.id for job in client.list(tag=tag)] == [first.id]
     assert first.wait(timeout=30) is JobState.COMPLETED
+
+
+def test_follow_output_streams_until_the_job_ends(client: Client) -> None:
+    job = client.submit(command="for i in 1 2 3; do echo $i; sleep 0.2; done")
+    assert b"".join(client.follow_output(job.id)) == b"1\n2\n3\n"
+    assert client.get(job.id).done
+    with pytest.raises(NotFoundError):
+        list(client.follow_output(999999))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +17,6 @@ from jobgate.domain.parsing import parse_sbatch_directives
 from jobgate.errors import JobgateError
 
 DEFAULT_LS_LIMIT = 100
-FOLLOW_POLL = 0.25
-FOLLOW_MAX_POLL = 2.0
 
 
 def submit(
@@ -173,14 +170,7 @@ def _drain(client: Client, job_id: int, stream: Stream, offset: int) -> int:
 
 
 def _follow(client: Client, job_id: int, stream: Stream) -> None:
-    offset, delay = 0, FOLLOW_POLL
-    while True:
-        # Look at the state before draining: output written before the job ended
-        # is then sure to be read by the drain that follows.
-        final = client.get(job_id).done
-        new_offset = _drain(client, job_id, stream, offset)
-        if final:
-            return
-        delay = FOLLOW_POLL if new_offset != offset else min(delay * 1.5, FOLLOW_MAX_POLL)
-        offset = new_offset
-        time.sleep(delay)
+    out = sys.stdout.buffer
+    for chunk in client.follow_output(job_id, stream):
+        out.write(chunk)
+        out.flush()

@@ -127,6 +127,25 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._job(self._json("POST", "/v1/jobs", json=body, headers=headers))
 
+    def follow_output(self, job_id: int, stream: Stream = "stdout") -> Iterator[bytes]:
+        """The job's output as it is written, until the job has ended and all
+        of it has been sent (one streamed request, no polling).
+
+        Raises:
+            NotFoundError: no such job, or not one the caller may see.
+            UnreachableError: the gateway did not answer.
+        """
+        path = f"/v1/jobs/{int(job_id)}/{stream}"
+        try:
+            with self._http.stream("GET", path, params={"follow": "true"},
+                                   timeout=httpx.Timeout(30.0, read=None)) as answer:
+                if answer.is_error:
+                    answer.read()
+                    raise error_from_response(answer)
+                yield from answer.iter_bytes()
+        except httpx.TransportError as exc:
+            raise UnreachableError(f"cannot reach jobgate at {self.url}: {exc}") from exc
+
     def wait_for(self, job_id: int, timeout: float = 30.0) -> Job:
         """The job once it is final, or as it is after `timeout` seconds (≤ 60).
 
