@@ -36,7 +36,7 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,7 +108,6 @@ class Run:
     suspended_since: float | None = None
     suspended_total: float = 0.0
     max_rss_kib: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def limit_at(self) -> float | None:
         """When the time limit runs out; suspended time does not count."""
