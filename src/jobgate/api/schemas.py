@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from jobgate.domain.accounting import GroupBy, Usage, UsageReport
 from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
@@ -170,3 +171,47 @@ class BatchRequest(BaseModel):
 
 class BatchOut(BaseModel):
     jobs: list[JobOut]
+
+
+class UsageOut(BaseModel):
+    """Sums over the jobs of one group; each job counts as `GET /v1/jobs` shows it."""
+
+    key: str | None = Field(description=(
+        "The group: a project (for now the jobs' `account`, until jobs carry "
+        "projects), a user, cluster, partition or state, or a UTC day (YYYY-MM-DD) "
+        "of submit_time; null for jobs with no value (no account)"))
+    count: int = Field(description="Jobs (each task of an array is one job)")
+    cpus: int = Field(description="CPUs allocated: sum of ntasks x cpus_per_task")
+    memory: int = Field(description=(
+        "MiB asked for: sum of each job's memory, or memory_per_cpu x its CPUs, "
+        "or 0 when it asked for none"))
+    ntasks: int = Field(description="Sum of ntasks")
+    elapsed_cpu_time: int = Field(description="Sum of run seconds x CPUs (CPU-seconds)")
+    wall_time: int = Field(description=(
+        "Sum of run seconds of the jobs that started: (end_time, or now while they "
+        "run) - start_time, whole seconds per job"))
+    queue_time: int = Field(description=(
+        "Sum of seconds waited: (start_time, or end_time for a job that ended "
+        "without starting, or now while it waits) - submit_time, whole seconds per job"))
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageOut:
+        return cls(**usage.__dict__)
+
+
+class UsageReportOut(BaseModel):
+    """Usage of the jobs submitted in [since, until): a user's own jobs, or (an
+    admin) every job, those pushed through the registry included."""
+
+    group_by: GroupBy
+    since: datetime | None = Field(description="Jobs submitted at or after this")
+    until: datetime | None = Field(description="Jobs submitted before this")
+    now: datetime = Field(description="The time the jobs still running or waiting count up to")
+    groups: list[UsageOut] = Field(description="Ordered by key; a null key last")
+    total: UsageOut = Field(description="Sums over all groups (key null)")
+
+    @classmethod
+    def of(cls, report: UsageReport) -> UsageReportOut:
+        return cls(group_by=report.group_by, since=report.since, until=report.until,
+                   now=report.now, groups=[UsageOut.of(g) for g in report.groups],
+                   total=UsageOut.of(report.total))

@@ -8,6 +8,7 @@ from sqlalchemy import event
 
 from jobgate.backends import make_backend
 from jobgate.config import Settings
+from jobgate.service.accounting import AccountingService
 from jobgate.service.auth import AuthService
 from jobgate.service.clusters import ClusterService
 from jobgate.service.control import JobControl
@@ -39,6 +40,7 @@ class Gateway:
         self.idempotent = IdempotentSubmit(self.jobs)
         self.clusters = ClusterService(self.sessions, settings, self.backends)
         self.metrics = Metrics(self.sessions)
+        self.accounting = AccountingService(self.sessions)
         self.submit_limit = SubmitRateLimit(settings.submit_rate, settings.submit_burst)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval,
                              metrics=self.metrics)

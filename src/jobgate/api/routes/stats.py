@@ -1,0 +1,32 @@
+"""/v1/stats: accounting, usage summed per project, user, cluster, partition,
+state or day."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from jobgate.api.deps import GatewayDep, UserDep
+from jobgate.api.schemas import UsageReportOut
+from jobgate.domain.accounting import GroupBy
+
+router = APIRouter(tags=["accounting"])
+
+
+@router.get("/v1/stats", response_model=UsageReportOut)
+def stats(
+    gateway: GatewayDep, user: UserDep,
+    group_by: Annotated[GroupBy, Query(description=(
+        "project (the jobs' account, until jobs carry projects), user, cluster, "
+        "partition, state, or day (UTC day of submit_time)"))],
+    since: Annotated[datetime | None, Query(description=(
+        "ISO 8601; only jobs submitted at or after this (no zone: UTC)"))] = None,
+    until: Annotated[datetime | None, Query(description=(
+        "ISO 8601; only jobs submitted before this (no zone: UTC)"))] = None,
+) -> UsageReportOut:
+    """Count, CPUs, memory, tasks, CPU time, wall time and queue time of jobs,
+    per group: a user's own jobs, or every job for an admin (registry jobs
+    included). Running and waiting jobs count up to `now` in the answer."""
+    return UsageReportOut.of(gateway.accounting.usage(user, group_by, since=since, until=until))
