@@ -1,11 +1,12 @@
 # make run  - jobgate on 127.0.0.1:8000 with the local cluster and SQLite under $JOBGATE_HOME (./var)
 # make test - the whole suite (SQLite and PostgreSQL), ruff and mypy
+# make slurm-up / slurm-down - a real single-node Slurm 22.05 (scripts/slurm.sh; root, Debian 12)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export JOBGATE_HOME ?= $(CURDIR)/var
 
-.PHONY: run test lint services clean
+.PHONY: run test lint services slurm-up slurm-down clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,12 @@ run: $(VENV)/.installed
 
 services:
 	bash scripts/services.sh
+
+slurm-up:
+	bash scripts/slurm.sh up
+
+slurm-down:
+	bash scripts/slurm.sh down
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
