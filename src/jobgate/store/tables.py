@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -71,6 +72,14 @@ class JobRow(Base):
     allocation: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     # Usage of the last run: cpu_user, cpu_system (s), max_rss_kib, suspended_seconds.
     stats: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    # "gateway": submitted here and run by the engine; "registry": pushed by an
+    # outside scheduler (POST /v1/registry/jobs), which the engine never touches.
+    source: Mapped[str] = mapped_column(String(16), default="gateway",
+                                        server_default="gateway")
+    # The registry record's fields that have no ledger column (project_oid,
+    # priority_id, reservation, cluster_cockpit_id, nodes, allocated_resources,
+    # additional_data); None for jobs submitted here.
+    registry_data: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
 
     tags: Mapped[list[JobTagRow]] = relationship(
         back_populates="job", cascade="all, delete-orphan", lazy="selectin",
@@ -84,6 +93,14 @@ class JobRow(Base):
         Index("ix_jobs_user_id", "user_name", "id"),
         Index("ix_jobs_partition_id", "partition", "id"),
         Index("ix_jobs_array", "array_job_id", "array_task_id"),
+        # The registry's upsert keys: (cluster, job_id) and (cluster, group_id,
+        # group_index), unique among registry jobs only (NULLs never collide).
+        Index("ux_jobs_registry_native", "cluster", "native_id", unique=True,
+              sqlite_where=text("source = 'registry'"),
+              postgresql_where=text("source = 'registry'")),
+        Index("ux_jobs_registry_array", "cluster", "array_job_id", "array_task_id",
+              unique=True, sqlite_where=text("source = 'registry'"),
+              postgresql_where=text("source = 'registry'")),
     )
 
 
