@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 1000
 MAX_BATCH = 1000
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024
+# Where a job comes from (jobs.source): submitted here, or pushed into the registry.
+GATEWAY = "gateway"
+REGISTRY = "registry"
 
 
 def utcnow() -> datetime:
@@ -130,7 +133,7 @@ class JobService:
                 state_reason=held_reason(spec.hold, "user"), held=spec.hold,
                 user_name=user.name, working_directory="", standard_output="",
                 standard_error="", submit_time=now, updated_at=now, requeue_count=0,
-                array_job_id=array_job_id, array_task_id=task,
+                array_job_id=array_job_id, array_task_id=task, source=GATEWAY,
             )
 
         repo = JobRepository(session)
