@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     submit_burst: int = 1000
     # How often the engine looks again when nothing woke it.
     engine_interval: float = 0.5
+    # Webhooks: a failed POST is retried after backoff, 2 x backoff, ... (capped),
+    # up to max_attempts tries in all; then the delivery is `failed`.
+    webhook_timeout: float = Field(10.0, gt=0)
+    webhook_backoff: float = Field(1.0, gt=0)
+    webhook_backoff_max: float = Field(300.0, gt=0)
+    webhook_max_attempts: int = Field(12, ge=1)
+    webhooks_per_user: int = Field(20, ge=0)
 
     @model_validator(mode="after")
     def _known_default_cluster(self) -> Settings:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from jobgate import __version__
 from jobgate.api.errors import install_error_handlers
 from jobgate.api.limits import BodySizeLimit
-from jobgate.api.routes import clusters, control, events, health, jobs, metrics, stats
+from jobgate.api.routes import clusters, control, events, health, jobs, metrics, stats, webhooks
 from jobgate.config import Settings
 from jobgate.service.gateway import Gateway
 
@@ -41,5 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(clusters.router)
     app.include_router(metrics.router)
+    app.include_router(webhooks.router)
     app.include_router(stats.router)
     return app

@@ -13,6 +13,7 @@ from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import InvalidSpecError
 from jobgate.store.jobs import EventRecord
+from jobgate.store.webhooks import Delivery, DeliveryStatus, Webhook
 
 
 class JobOut(BaseModel):
@@ -215,3 +216,67 @@ class UsageReportOut(BaseModel):
         return cls(group_by=report.group_by, since=report.since, until=report.until,
                    now=report.now, groups=[UsageOut.of(g) for g in report.groups],
                    total=UsageOut.of(report.total))
+
+
+class WebhookCreate(BaseModel):
+    url: str = Field(max_length=2048, description="http:// or https:// URL that gets the POSTs")
+    secret: str | None = Field(
+        None, min_length=16, max_length=256,
+        description="Key of the HMAC-SHA256 signature; made for you when left out")
+    description: str = Field("", max_length=256)
+
+
+class WebhookOut(BaseModel):
+    id: int
+    user_name: str
+    url: str
+    description: str
+    created_at: datetime
+    last_seq: int = Field(description="Deliveries are made for events up to this seq")
+    deliveries: dict[str, int] = Field(description="Deliveries by status")
+
+    @classmethod
+    def of(cls, webhook: Webhook) -> WebhookOut:
+        return cls(id=webhook.id, user_name=webhook.user_name, url=webhook.url,
+                   description=webhook.description, created_at=webhook.created_at,
+                   last_seq=webhook.last_seq, deliveries=webhook.counts)
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Shown this once: keep it to check the signatures")
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class DeliveryOut(BaseModel):
+    id: int = Field(description="Sent as X-Jobgate-Delivery")
+    webhook_id: int
+    event_seq: int
+    job_id: int
+    to_state: JobState
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="When pending: the next try")
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> DeliveryOut:
+        return cls(
+            id=delivery.id, webhook_id=delivery.webhook_id, event_seq=delivery.event_seq,
+            job_id=delivery.job_id, to_state=delivery.payload["event"]["to_state"],
+            status=delivery.status, attempts=delivery.attempts,
+            last_status_code=delivery.last_status_code, last_error=delivery.last_error,
+            created_at=delivery.created_at, last_attempt_at=delivery.last_attempt_at,
+            next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+            delivered_at=delivery.delivered_at)
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+    next_cursor: str | None

@@ -18,6 +18,8 @@ from jobgate.service.idempotency import IdempotentSubmit
 from jobgate.service.jobs import JobService
 from jobgate.service.metrics import Metrics
 from jobgate.service.ratelimit import SubmitRateLimit
+from jobgate.service.webhook_dispatch import WebhookDispatcher
+from jobgate.service.webhooks import WebhookService
 from jobgate.store import make_engine, make_session_factory, migrate
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ class Gateway:
         self.bus = EventBus()
         # Any commit may have written events: the bus tells the waiters to look.
         event.listen(self.sessions, "after_commit", lambda _session: self.bus.ring())
+        self.webhooks = WebhookService(self.sessions, settings)
+        self.dispatcher = WebhookDispatcher(self.db, settings, interval=settings.engine_interval)
+        event.listen(self.sessions, "after_commit", lambda _session: self.dispatcher.wake())
 
     def start(self) -> None:
         """Create the home, migrate the store, make the first admin, run the engine."""
@@ -57,10 +62,12 @@ class Gateway:
         self.auth.ensure_admin(self.settings.admin_token_path)
         if self.settings.run_engine:
             self.engine.start()
+            self.dispatcher.start()
         log.info("jobgate ready: store %s, clusters %s",
                  self.db.url.render_as_string(hide_password=True), ", ".join(self.backends))
 
     def stop(self) -> None:
         if self.settings.run_engine:
             self.engine.stop()
+            self.dispatcher.stop()
         self.db.dispose()

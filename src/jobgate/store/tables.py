@@ -175,3 +175,50 @@ class IdempotencyKeyRow(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookRow(Base):
+    """A URL that gets every event its owner may see, signed with `secret`."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_name: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(Text)
+    # Kept as given: signing needs it (a hash would not do).
+    secret: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The dispatcher has made deliveries of every event up to this seq.
+    last_seq: Mapped[int] = mapped_column(BigId, default=0)
+
+    __table_args__ = (Index("ix_webhooks_user_name_id", "user_name", "id"),)
+
+
+class WebhookDeliveryRow(Base):
+    """One event to POST to one webhook, and how that went."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_seq: Mapped[int] = mapped_column(BigId)
+    # No foreign key: a delivery outlives a deleted job (its payload is stored).
+    job_id: Mapped[int] = mapped_column(BigId)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_webhook_seq", "webhook_id", "event_seq", unique=True),
+        # The dispatcher's queue, and the order within one job's chain.
+        Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_chain", "webhook_id", "job_id", "event_seq"),
+    )
