@@ -47,7 +47,8 @@ class Backend(Protocol):
         """
 
     def default_working_directory(self, job_id: int) -> str:
-        """Where a job runs when the request names no directory (created here)."""
+        """Where a job runs when the request names no directory; the backend
+        creates it by the time the job starts."""
 
     def select(
         self, pending: Sequence[JobRecord], active: Sequence[JobRecord], now: datetime

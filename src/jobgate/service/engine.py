@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,11 +42,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How many pending jobs one round considers, in queue order (Slurm's backfill
-# looks 500 deep by default), and how many active jobs one cluster may have.
+# How many pending jobs a backfill round considers, in queue order (Slurm's
+# backfill looks 500 deep by default), and how many active jobs one cluster may have.
 PENDING_WINDOW = 500
-# Tasks of one array a round considers: a large array cannot fill the window.
+# Tasks of one array a backfill round considers: a large array cannot fill the window.
 PER_ARRAY_WINDOW = 64
+# Like Slurm's main scheduler beside its backfill scheduler, most rounds look only
+# at the head of the queue, straight off its index: a round then costs the same
+# with 50 or 50,000 jobs pending. The deep round runs at most this often.
+HEAD_WINDOW = 64
+BACKFILL_INTERVAL = 0.25
 ACTIVE_LIMIT = 100_000
 LEASE = "engine"
 LEASE_TTL = timedelta(seconds=15)
@@ -70,6 +76,8 @@ class Engine:
         self._records: dict[int, _Cached] = {}
         self._seen: dict[int, _Cached] = {}
         self._offered: collections.deque[JobRecord] = collections.deque()
+        # When each cluster's next deep (backfill) round is due, in monotonic time.
+        self._backfill_due: dict[str, float] = {}
         # The nonce tells apart two engines of one process (tests, embedding).
         self.owner = f"{process_identity(os.getpid())}:{uuid.uuid4().hex[:8]}"
         self._lease_until: datetime | None = None
@@ -196,7 +204,12 @@ class Engine:
         now = utcnow()
         with self.service.sessions.begin() as session:
             repo = JobRepository(session)
-            queue = repo.queue(cluster, PENDING_WINDOW, PER_ARRAY_WINDOW)
+            moment = time.monotonic()
+            if moment >= self._backfill_due.get(cluster, 0.0):
+                self._backfill_due[cluster] = moment + BACKFILL_INTERVAL
+                queue = repo.queue(cluster, PENDING_WINDOW, PER_ARRAY_WINDOW)
+            else:
+                queue = repo.queue(cluster, HEAD_WINDOW)
             if not queue:
                 return []
             pending = self._records_of(repo, queue)

@@ -42,6 +42,7 @@ class Snapshot:
     state: JobState
     start_time: datetime | None
     requeue_count: int
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,12 @@ class JobRepository:
         ])
         self.session.flush()
 
-    def get(self, job_id: int, *, for_update: bool = False) -> JobRow | None:
+    def get(self, job_id: int, *, for_update: bool = False,
+            include_deleted: bool = False) -> JobRow | None:
+        """A job by id; a deleted one (a tombstone) only with `include_deleted`."""
         query = select(JobRow).where(JobRow.id == job_id)
+        if not include_deleted:
+            query = query.where(JobRow.deleted_at.is_(None))
         if for_update:
             query = query.with_for_update()
         return self.session.scalars(query).first()
@@ -145,6 +150,7 @@ class JobRepository:
         return list(self.session.scalars(query.order_by(JobRow.id.desc()).limit(limit)))
 
     def _filtered(self, query: Select[tuple[JobRow]], filters: JobFilter) -> Select[tuple[JobRow]]:
+        query = query.where(JobRow.deleted_at.is_(None))
         if filters.states:
             query = query.where(JobRow.state.in_([s.value for s in filters.states]))
         if filters.tag is not None:
@@ -184,12 +190,24 @@ class JobRepository:
         )
         return [(job_id, at) for job_id, at in self.session.execute(query)]
 
-    def queue(self, cluster: str, limit: int, per_array: int) -> list[tuple[int, datetime]]:
+    def queue(
+        self, cluster: str, limit: int, per_array: int | None = None
+    ) -> list[tuple[int, datetime]]:
         """(id, updated_at) of the pending jobs a scheduling round considers, in
         queue order, locked for this transaction (PostgreSQL; SQLite's BEGIN
         IMMEDIATE already keeps other writers out). Held jobs are
         left out, and so are all but the first `per_array` tasks of each array,
-        so that a large array cannot fill the window and starve the jobs behind."""
+        so that a large array cannot fill the window and starve the jobs behind.
+        Without `per_array`, the head of the queue is read straight off the
+        queue's index: cheap whatever the number of pending jobs."""
+        if per_array is None:
+            head = self.session.execute(
+                select(JobRow.id, JobRow.updated_at)
+                .where(JobRow.cluster == cluster, JobRow.state == JobState.PENDING.value,
+                       JobRow.held.is_(False), JobRow.deleted_at.is_(None))
+                .order_by(JobRow.priority.desc(), JobRow.id).limit(limit).with_for_update()
+            )
+            return [(job_id, at) for job_id, at in head]
         in_queue = (
             select(
                 JobRow.id, JobRow.priority,
@@ -199,13 +217,16 @@ class JobRepository:
                 ).label("place"),
             )
             .where(JobRow.cluster == cluster, JobRow.state == JobState.PENDING.value,
-                   JobRow.held.is_(False))
+                   JobRow.held.is_(False), JobRow.deleted_at.is_(None))
             .subquery()
         )
         ids = list(self.session.scalars(
             select(in_queue.c.id).where(in_queue.c.place <= per_array)
             .order_by(in_queue.c.priority.desc(), in_queue.c.id).limit(limit)
         ))
+        return self._lock_pending(ids)
+
+    def _lock_pending(self, ids: list[int]) -> list[tuple[int, datetime]]:
         if not ids:
             return []
         # PostgreSQL does not lock rows of a query with window functions: lock
@@ -219,10 +240,11 @@ class JobRepository:
 
     def snapshots(self, ids: Iterable[int]) -> dict[int, Snapshot]:
         """The jobs' states, locked for this transaction (see `queue`)."""
-        query = (select(JobRow.id, JobRow.state, JobRow.start_time, JobRow.requeue_count)
+        query = (select(JobRow.id, JobRow.state, JobRow.start_time, JobRow.requeue_count,
+                        JobRow.deleted_at)
                  .where(JobRow.id.in_(set(ids))).with_for_update())
-        return {job_id: Snapshot(job_id, JobState(state), start, runs)
-                for job_id, state, start, runs in self.session.execute(query)}
+        return {job_id: Snapshot(job_id, JobState(state), start, runs, deleted is not None)
+                for job_id, state, start, runs, deleted in self.session.execute(query)}
 
     def apply(self, changes: Sequence[Change], at: datetime) -> None:
         """Write many changes to locked jobs (see `queue`) in a few statements:
@@ -290,6 +312,18 @@ class JobRepository:
         state = JobState(row.state)
         self.add_event(row.id, at, state, state, reason, data)
 
+    def working_directories(self, ids: Iterable[int]) -> dict[int, str]:
+        """The working directories of jobs, deleted ones too."""
+        query = select(JobRow.id, JobRow.working_directory).where(JobRow.id.in_(set(ids)))
+        return {job_id: path for job_id, path in self.session.execute(query)}
+
+    def tombstone(self, row: JobRow, at: datetime, reason: str) -> None:
+        """Mark a job deleted, and log it as its last event (the `deleted` event)."""
+        row.deleted_at = at
+        row.updated_at = at
+        state = JobState(row.state)
+        self.add_event(row.id, at, state, state, reason, {"verb": "delete", "deleted": True})
+
     def add_event(
         self,
         job_id: int,
@@ -341,7 +375,8 @@ def cluster_load(session: Session, cluster: str) -> tuple[dict[str, int], int]:
 def ledger_summary(session: Session) -> tuple[list[tuple[str, str, int]], datetime | None]:
     """(cluster, state, count) of every job, and when the newest event happened."""
     counts = [(cluster, state, count) for cluster, state, count in session.execute(
-        select(JobRow.cluster, JobRow.state, func.count()).group_by(JobRow.cluster, JobRow.state))]
+        select(JobRow.cluster, JobRow.state, func.count()).where(JobRow.deleted_at.is_(None))
+        .group_by(JobRow.cluster, JobRow.state))]
     return counts, session.scalar(select(func.max(JobEventRow.at)))
 
 

@@ -118,9 +118,8 @@ class LocalBackend:
         )
 
     def default_working_directory(self, job_id: int) -> str:
-        path = self.jobs_dir / str(job_id)
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+        # Made by the daemon at launch: a mkdir costs as much as a submit here.
+        return str(self.jobs_dir / str(job_id))
 
     def start(self, job: JobRecord) -> JobUpdate:
         run_dir = self._dir(job)
@@ -242,6 +241,7 @@ class LocalBackend:
             "argv": argv,
             "script": job.spec.script,
             "cwd": job.working_directory,
+            "create_cwd": job.working_directory == self.default_working_directory(job.id),
             "env": job_environment(job, self._base_environment),
             "stdout": job.standard_output,
             "stderr": job.standard_error,

@@ -293,6 +293,8 @@ class Daemon:
     def _spawn(self, path: Path, launch: dict[str, Any]) -> subprocess.Popen[bytes]:
         if launch.get("script") is not None:
             (path / "script").write_text(launch["script"])
+        if launch.get("create_cwd"):
+            os.makedirs(launch["cwd"], exist_ok=True)
         mode = launch.get("open_mode", "wb")
         own_cpus = os.sched_getaffinity(0)
         if launch.get("cpus"):
