@@ -21,6 +21,8 @@ from fastapi.testclient import TestClient
 
 from jobgate.api.app import create_app
 from jobgate.config import Settings
+from jobgate.domain.spec import JobSpec
+from jobgate.service.auth import Principal
 
 SECRET = "s3cret-of-the-receiver-0123456789"
 FAST = {"webhook_backoff": 0.05, "webhook_backoff_max": 0.2}
@@ -272,6 +274,37 @@ def test_pending_deliveries_survive_a_restart(
         assert len(listed) == len(seqs_of(api, job["id"]))
         assert all(d["status"] == "delivered" for d in listed)
         assert listed[-1]["attempts"] >= 2  # the first event was refused before
+
+
+def test_an_event_committed_after_a_later_one_is_not_missed(
+        api: Api, receiver: Receiver) -> None:
+    """On PostgreSQL a transaction holding seq N may commit after the one holding
+    N+1: the dispatcher must not move its watermark past N meanwhile. (On SQLite
+    writers queue, so the second submit simply waits for the first.)"""
+    hook = register(api, receiver.url)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_open(_session: Any, _record: Any) -> None:
+        inside.set()
+        release.wait(30)
+
+    admin = Principal("admin", is_admin=True)
+    slow = threading.Thread(target=api.gateway.jobs.submit, args=(
+        JobSpec.parse({"command": "true", "name": "slow", "hold": True}), admin, hold_open))
+    slow.start()
+    assert inside.wait(30)
+    fast = threading.Thread(target=api.submit, kwargs={"command": "true", "hold": True})
+    fast.start()
+    fast.join(timeout=1.0)  # PostgreSQL: committed; SQLite: waiting for the lock
+    if not fast.is_alive():
+        time.sleep(1.0)  # the dispatcher looks a few times while seq N is still open
+    release.set()
+    slow.join(timeout=30)
+    fast.join(timeout=30)
+    jobs = api.get("/v1/jobs").json()["jobs"]
+    assert len(jobs) == 2
+    until(lambda: all_delivered(api, receiver, [j["id"] for j in jobs]), what="both events")
+    assert len(deliveries(api, hook["id"])) == 2
 
 
 def test_a_users_webhook_gets_only_their_events(api: Api, receiver: Receiver) -> None:
