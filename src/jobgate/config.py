@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     submit_burst: int = 1000
     # How often the engine looks again when nothing woke it.
     engine_interval: float = 0.5
+    # Records one POST /v1/registry/jobs may carry (more: 413).
+    registry_max_batch: int = Field(1000, ge=1, le=10_000)
     # Webhooks: a failed POST is retried after backoff, 2 x backoff, ... (capped),
     # up to max_attempts tries in all; then the delivery is `failed`.
     webhook_timeout: float = Field(10.0, gt=0)

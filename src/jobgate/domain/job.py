@@ -51,6 +51,10 @@ class JobRecord(BaseModel):
     array_task_id: int | None = None
     allocation: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
+    # "gateway" (submitted here) or "registry" (pushed by an outside scheduler),
+    # with the registry record's fields that have no column of their own.
+    source: str = "gateway"
+    registry_data: dict[str, Any] | None = None
 
     @property
     def cpus(self) -> int:

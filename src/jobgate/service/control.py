@@ -19,7 +19,13 @@ from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState, can_transition
 from jobgate.errors import ConflictError, InvalidSpecError, PermissionDeniedError
 from jobgate.service.auth import Principal
-from jobgate.service.jobs import JobService, held_reason, spec_columns, utcnow
+from jobgate.service.jobs import (
+    JobService,
+    held_reason,
+    refuse_registry,
+    spec_columns,
+    utcnow,
+)
 from jobgate.store.jobs import JobRepository, to_record
 from jobgate.store.tables import JobRow, JobTagRow
 
@@ -35,9 +41,12 @@ class JobControl:
         self.jobs = jobs
 
     @contextmanager
-    def _job(self, job_id: int, user: Principal) -> Iterator[tuple[JobRepository, JobRow]]:
+    def _job(self, job_id: int, user: Principal, verb: str
+             ) -> Iterator[tuple[JobRepository, JobRow]]:
         with self.jobs.sessions.begin() as session:
-            yield JobRepository(session), self.jobs.visible_row(session, job_id, user)
+            row = self.jobs.visible_row(session, job_id, user)
+            refuse_registry(row, verb)
+            yield JobRepository(session), row
 
     def hold(self, job_id: int, user: Principal, mode: HoldMode = "user") -> JobRecord:
         """Keep a pending job from starting (JobHeldUser or JobHeldAdmin).
@@ -48,7 +57,7 @@ class JobControl:
         """
         if mode == "admin" and not user.is_admin:
             raise PermissionDeniedError("only an admin may place an admin hold")
-        with self._job(job_id, user) as (repo, row):
+        with self._job(job_id, user, "hold") as (repo, row):
             _require(row, (JobState.PENDING,), "hold")
             repo.change(row, utcnow(), f"held by {user.name}",
                         {"held": True, "state_reason": held_reason(True, mode)}, {"verb": "hold"})
@@ -61,7 +70,7 @@ class JobControl:
             NotFoundError; ConflictError: not held; PermissionDeniedError: an
             admin hold released by a user who is not an admin.
         """
-        with self._job(job_id, user) as (repo, row):
+        with self._job(job_id, user, "release") as (repo, row):
             if not (row.state == JobState.PENDING and row.held):
                 raise ConflictError(f"job {job_id} is not held", details={"state": row.state})
             if row.state_reason == "JobHeldAdmin" and not user.is_admin:
@@ -97,7 +106,7 @@ class JobControl:
         backend = self.jobs.backend_for(job, verb)
         _require_state(job.id, job.state, (expected,), verb)
         getattr(backend, verb)(job)
-        with self._job(job_id, user) as (repo, row):
+        with self._job(job_id, user, verb) as (repo, row):
             repo.transition(row.id, expected, new, utcnow(),
                             reason=f"{new.value.lower()} by {user.name}")
             return to_record(row)
@@ -108,7 +117,7 @@ class JobControl:
         Raises:
             NotFoundError; ConflictError: the job is still pending.
         """
-        with self._job(job_id, user) as (repo, row):
+        with self._job(job_id, user, "requeue") as (repo, row):
             current = JobState(row.state)
             if not can_transition(current, JobState.PENDING, requeue=True):
                 raise ConflictError(f"job {job_id} is {current}; only a started or ended "
@@ -164,9 +173,10 @@ class JobControl:
         Raises:
             InvalidSpecError, UnsupportedError: the changed spec is not valid here;
             NotFoundError; ConflictError: the job has ended, or a field that
-            cannot change while it runs.
+            cannot change while it runs; VerbNotSupportedError: a registry job.
         """
         job = self.jobs.get(job_id, user)
+        refuse_registry(job, "modify")
         if job.state is JobState.PENDING:
             return self._modify_pending(job, user, changes)
         _require_state(job.id, job.state, STARTED, "modify")
@@ -178,7 +188,7 @@ class JobControl:
         merged = JobSpec.parse(job.spec.model_dump(exclude_unset=True) | changes)
         if "time_limit" in changes:
             self.jobs.backend_for(job, "modify").set_time_limit(job, merged.time_limit)
-        with self._job(job_id, user) as (repo, row):
+        with self._job(job_id, user, "modify") as (repo, row):
             values = {k: getattr(merged, k) for k in changes}
             values["spec"] = merged.model_dump(mode="json", exclude_unset=True)
             repo.change(row, utcnow(), f"modified by {user.name}", values,
@@ -190,7 +200,7 @@ class JobControl:
         spec, cluster, partition = self.jobs.validate(
             JobSpec.parse(job.spec.model_dump(exclude_unset=True) | changes)
         )
-        with self._job(job.id, user) as (repo, row):
+        with self._job(job.id, user, "modify") as (repo, row):
             _require(row, (JobState.PENDING,), "modify")
             columns = spec_columns(spec, cluster, partition)
             if "hold" in changes:

@@ -17,6 +17,7 @@ from jobgate.domain.dependencies import parse_dependencies
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.output import DEFAULT_STDERR, DEFAULT_STDOUT, expand_output_pattern
 from jobgate.domain.parsing import format_duration
+from jobgate.domain.registry import GATEWAY, REGISTRY
 from jobgate.domain.spec import JobSpec, job_memory, resolve_spec
 from jobgate.domain.states import JobState, can_transition
 from jobgate.errors import (
@@ -45,9 +46,6 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 1000
 MAX_BATCH = 1000
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024
-# Where a job comes from (jobs.source): submitted here, or pushed into the registry.
-GATEWAY = "gateway"
-REGISTRY = "registry"
 
 
 def utcnow() -> datetime:
@@ -243,8 +241,11 @@ class JobService:
 
         Raises:
             NotFoundError: no such job, or not one the caller may see.
+            VerbNotSupportedError: a registry job (its scheduler kept the script).
         """
-        spec = self.get(job_id, user).spec
+        job = self.get(job_id, user)
+        refuse_registry(job, "script")
+        spec = job.spec
         if spec.script is not None:
             return spec.script
         return f"#!/bin/bash\n# This script was made from a command.\n{spec.command}\n"
@@ -278,12 +279,14 @@ class JobService:
         Raises:
             NotFoundError: no such job, or not one the caller may see.
             InvalidSpecError: a negative offset or a bad limit.
+            VerbNotSupportedError: a registry job (its files are not jobgate's to serve).
         """
         if offset < 0:
             raise InvalidSpecError("offset", offset, "must be 0 or more")
         if not 1 <= limit <= MAX_OUTPUT_CHUNK:
             raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_OUTPUT_CHUNK}")
         job = self.get(job_id, user)
+        refuse_registry(job, stream)
         path = Path(job.standard_output if stream == "stdout" else job.standard_error)
         try:
             with path.open("rb") as handle:
@@ -303,6 +306,7 @@ class JobService:
         """
         with self.sessions.begin() as session:
             row = self.visible_row(session, job_id, user)
+            refuse_registry(row, "cancel")
             state = JobState(row.state)
             repo = JobRepository(session)
             if state is JobState.PENDING and repo.transition(
@@ -346,8 +350,10 @@ class JobService:
         """The backend of the job's cluster, if it can carry out `verb`.
 
         Raises:
-            VerbNotSupportedError: it cannot, whatever the job's state.
+            VerbNotSupportedError: it cannot, whatever the job's state (and no
+                cluster here runs a registry job).
         """
+        refuse_registry(job, verb)
         backend = self.backends[job.cluster]
         if verb not in backend.capabilities.verbs:
             raise VerbNotSupportedError(
@@ -360,6 +366,20 @@ class JobService:
         if row is None or not (user.is_admin or row.user_name == user.name):
             raise NotFoundError(f"no job {job_id}")
         return row
+
+
+def refuse_registry(job: JobRecord | JobRow, verb: str) -> None:
+    """Refuse to steer, or to serve the files of, a job pushed into the registry:
+    another scheduler runs it, and its paths are that scheduler's.
+
+    Raises:
+        VerbNotSupportedError: naming the verb, when `job` is a registry job.
+    """
+    if job.source == REGISTRY:
+        raise VerbNotSupportedError(
+            f"job {job.id} is a registry job, run by the scheduler of cluster "
+            f"{job.cluster!r}: jobgate cannot {verb} it",
+            details={"verb": verb, "cluster": job.cluster, "source": REGISTRY})
 
 
 def check_dependencies_exist(session: Session, text: str) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, raiseload
 
 from jobgate.domain.dependencies import JobRef
 from jobgate.domain.job import JobRecord
+from jobgate.domain.registry import GATEWAY
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import InvalidSpecError
@@ -170,7 +171,9 @@ class JobRepository:
         (without their tags: these are the engine's queries)."""
         query = (
             select(JobRow)
-            .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
+            # Registry jobs are run by another scheduler: never the engine's.
+            .where(JobRow.cluster == cluster, JobRow.source == GATEWAY,
+                   JobRow.state.in_([s.value for s in states]))
             .order_by(JobRow.priority.desc(), JobRow.id)
             .limit(limit)
             .options(raiseload(JobRow.tags))
@@ -184,7 +187,9 @@ class JobRepository:
         instead of loading rows that have not changed."""
         query = (
             select(JobRow.id, JobRow.updated_at)
-            .where(JobRow.cluster == cluster, JobRow.state.in_([s.value for s in states]))
+            # Registry jobs are run by another scheduler: never the engine's.
+            .where(JobRow.cluster == cluster, JobRow.source == GATEWAY,
+                   JobRow.state.in_([s.value for s in states]))
             .order_by(JobRow.priority.desc(), JobRow.id)
             .limit(limit)
         )
@@ -203,7 +208,8 @@ class JobRepository:
         if per_array is None:
             head = self.session.execute(
                 select(JobRow.id, JobRow.updated_at)
-                .where(JobRow.cluster == cluster, JobRow.state == JobState.PENDING.value,
+                .where(JobRow.cluster == cluster, JobRow.source == GATEWAY,
+                       JobRow.state == JobState.PENDING.value,
                        JobRow.held.is_(False), JobRow.deleted_at.is_(None))
                 .order_by(JobRow.priority.desc(), JobRow.id).limit(limit).with_for_update()
             )
@@ -216,7 +222,8 @@ class JobRepository:
                     order_by=(JobRow.priority.desc(), JobRow.id),
                 ).label("place"),
             )
-            .where(JobRow.cluster == cluster, JobRow.state == JobState.PENDING.value,
+            .where(JobRow.cluster == cluster, JobRow.source == GATEWAY,
+                   JobRow.state == JobState.PENDING.value,
                    JobRow.held.is_(False), JobRow.deleted_at.is_(None))
             .subquery()
         )
@@ -428,5 +435,6 @@ def to_record(row: JobRow, *, with_tags: bool = True) -> JobRecord:
         exit_code_signal=row.exit_code_signal, requeue_count=row.requeue_count,
         native_id=row.native_id, spec=JobSpec.model_validate(row.spec),
         array_job_id=row.array_job_id, array_task_id=row.array_task_id,
-        allocation=row.allocation, stats=row.stats,
+        allocation=row.allocation, stats=row.stats, source=row.source,
+        registry_data=row.registry_data,
     )

@@ -1,0 +1,326 @@
+"""Registry records: jobs that schedulers outside jobgate run, pushed into the ledger.
+
+A record names its job by ``(cluster_id, job_id)`` or ``(cluster_id, group_id,
+group_index)`` and maps onto the ledger's columns where the concept exists
+(pyslurm's names); what has no column is kept in ``registry_data``. Pure: the
+standard library and pydantic only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from jobgate.domain.parsing import parse_duration, parse_memory
+from jobgate.domain.spec import invalid_spec_from
+from jobgate.domain.states import JobState
+from jobgate.errors import InvalidSpecError
+
+# Where a job comes from (the ledger's `source`).
+GATEWAY = "gateway"
+REGISTRY = "registry"
+
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+MAX_ADDITIONAL_BYTES = 64 * 1024
+MAX_NODES = 1_000_000
+
+# Slurm's job states (long and short names, base and extended) -> the ledger's.
+_SLURM_STATES: dict[str, JobState] = {
+    **{state.value: state for state in JobState},
+    "PD": JobState.PENDING, "R": JobState.RUNNING, "S": JobState.SUSPENDED,
+    "CG": JobState.COMPLETING, "CD": JobState.COMPLETED, "CA": JobState.CANCELLED,
+    "F": JobState.FAILED, "TO": JobState.TIMEOUT, "NF": JobState.NODE_FAIL,
+    "PR": JobState.PREEMPTED, "BF": JobState.BOOT_FAIL, "DL": JobState.DEADLINE,
+    "OOM": JobState.OUT_OF_MEMORY,
+    "CONFIGURING": JobState.RUNNING, "CF": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING, "RS": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING, "SI": JobState.RUNNING,
+    "STOPPED": JobState.SUSPENDED, "ST": JobState.SUSPENDED,
+    "STAGE_OUT": JobState.COMPLETING, "SO": JobState.COMPLETING,
+    "REQUEUED": JobState.PENDING, "RQ": JobState.PENDING,
+    "REQUEUE_FED": JobState.PENDING, "RF": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING, "RH": JobState.PENDING,
+    "RESV_DEL_HOLD": JobState.PENDING, "RD": JobState.PENDING,
+    "REVOKED": JobState.CANCELLED, "RV": JobState.CANCELLED,
+    "SPECIAL_EXIT": JobState.FAILED, "SE": JobState.FAILED,
+    "LAUNCH_FAILED": JobState.FAILED,
+}
+_HOLD_STATES = frozenset({"REQUEUE_HOLD", "RH", "RESV_DEL_HOLD", "RD"})
+_HOLD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
+_NO_TIME_LIMIT = frozenset({"PARTITION_LIMIT", "NONE", ""})
+
+Text64 = Annotated[str, Field(min_length=1, max_length=64)]
+Text128 = Annotated[str, Field(max_length=128)]
+Text256 = Annotated[str, Field(max_length=256)]
+
+
+class RegistryRecord(BaseModel):
+    """One job as an outside scheduler knows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: int | Text128 | None = Field(
+        None, description="The scheduler's job id (the ledger's native_id)")
+    group_id: int | None = Field(None, ge=0, le=INT64,
+                                 description="Slurm's ArrayJobId (array_job_id)")
+    group_index: int | None = Field(None, ge=0, le=INT32,
+                                    description="Slurm's ArrayTaskId (array_task_id)")
+    job_name: Text256 | None = None
+    project_oid: Text256 | int | None = None
+    compute_project_id: Text128 | None = Field(None, description="The account")
+    cluster_id: Text64 = Field(description="The cluster the job runs on")
+    partition: Annotated[str, Field(max_length=64)] | None = None
+    nodes: list[Text256] | int | Annotated[str, Field(max_length=65536)] | None = Field(
+        None, description="Node names, a Slurm host list (nid[001-004]) or a count")
+    allocated_resources: list[Text256] | dict[str, Any] | Annotated[
+        str, Field(max_length=4096)] | None = Field(
+        None, description="TRES: ['cpu=64', 'mem=256G', 'node=2', 'gres/gpu=4'], "
+                          "the same as one string, or an object")
+    working_directory: Annotated[str, Field(max_length=4096)] | None = None
+    submitted: datetime | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    time_limit: int | str | None = Field(
+        None, description="Seconds, or a Slurm time string ('1-00:00:00'; a bare number "
+                          "in a string is minutes, as in Slurm); null or UNLIMITED: none")
+    user: Annotated[str, Field(min_length=1, max_length=128)]
+    state: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="A Slurm state, long or short (COMPLETED, CD, REQUEUED...); "
+                          "null: UNKNOWN")
+    priority_id: Text256 | int | None = None
+    reservation: Text256 | None = None
+    reason: Text256 | None = Field(None, description="The state reason")
+    cluster_cockpit_id: int | Text256 | None = None
+    additional_data: dict[str, Any] | None = None
+
+    @field_validator("submitted", "start", "end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # the API's one time zone
+        return value
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 0 <= value <= INT64:
+            raise ValueError("must be between 0 and 2**63-1")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+def native_state(text: str | None) -> tuple[JobState, bool]:
+    """The ledger state of a scheduler's state string, and whether it means a hold.
+
+    Raises:
+        InvalidSpecError: not a state Slurm reports.
+    """
+    if text is None:
+        return JobState.UNKNOWN, False
+    # sacct writes "CANCELLED by 1234" and truncates with "+".
+    word = text.strip().split(" ", 1)[0].rstrip("+").upper()
+    state = _SLURM_STATES.get(word)
+    if state is None:
+        raise InvalidSpecError("state", text, "not a Slurm job state; use one of "
+                               + ", ".join(s.value for s in JobState))
+    return state, word in _HOLD_STATES
+
+
+def count_hosts(hostlist: str) -> int:
+    """Nodes in a Slurm host list: ``nid[001-004,007],login1`` is 6.
+
+    Raises:
+        InvalidSpecError: not a host list.
+    """
+    total = 0
+    for name in _split_top(hostlist):
+        if not _HOST.fullmatch(name):
+            raise InvalidSpecError("nodes", hostlist, "not a host list (e.g. nid[001-004])")
+        count = 1
+        for group in _RANGES.findall(name):
+            count *= _count_ranges(group, hostlist)
+        total += count
+    return total
+
+
+_HOST = re.compile(r"(?:[^\[\],\s]+|\[[0-9,-]+\])+")
+_RANGES = re.compile(r"\[([0-9,-]+)\]")
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on the commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts]
+
+
+def _count_ranges(group: str, hostlist: str) -> int:
+    count = 0
+    for item in group.split(","):
+        low, sep, high = item.partition("-")
+        if not low.isdigit() or (sep and (not high.isdigit() or int(high) < int(low))):
+            raise InvalidSpecError("nodes", hostlist, "not a host list (e.g. nid[001-004])")
+        count += int(high) - int(low) + 1 if sep else 1
+    return count
+
+
+def tres(resources: list[str] | dict[str, Any] | str | None) -> dict[str, int]:
+    """cpus, memory (MiB), gpus and nodes out of a TRES list, string or object.
+
+    Entries that are not `key=value` or name something else are left out (they
+    stay in registry_data).
+
+    Raises:
+        InvalidSpecError: a known key with a value that is not a count or a size.
+    """
+    if resources is None:
+        return {}
+    if isinstance(resources, dict):
+        items = [(str(k), v) for k, v in resources.items()]
+    else:
+        entries = resources.split(",") if isinstance(resources, str) else resources
+        items = [tuple(entry.split("=", 1)) for entry in entries if "=" in entry]  # type: ignore[misc]
+    found: dict[str, int] = {}
+    for key, value in items:
+        name = key.strip().lower()
+        field = f"allocated_resources.{key.strip()}"
+        if name in ("cpu", "cpus", "ncpus"):
+            found["cpus"] = _count(field, value)
+        elif name in ("mem", "memory"):
+            found["memory"] = _size(field, value)
+        elif name in ("node", "nodes"):
+            found["nodes"] = _count(field, value)
+        elif name in ("gpu", "gpus") or name.startswith("gres/gpu"):
+            found["gpus"] = found.get("gpus", 0) + _count(field, value)
+    return found
+
+
+def _count(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (
+            isinstance(value, str) and not value.strip().isdigit()):
+        raise InvalidSpecError(field, value, "not a whole number")
+    number = int(value)
+    if not 0 <= number <= INT32:
+        raise InvalidSpecError(field, value, f"must be between 0 and {INT32}")
+    return number
+
+
+def _size(field: str, value: Any) -> int:
+    mib = parse_memory(value.strip() if isinstance(value, str) else value, field)
+    if mib > INT32:
+        raise InvalidSpecError(field, value, f"larger than {INT32} MiB")
+    return mib
+
+
+def _time_limit(value: int | str | None) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().upper() in _NO_TIME_LIMIT):
+        return None
+    seconds = parse_duration(value, "time_limit")
+    if seconds is not None and seconds > INT32:
+        raise InvalidSpecError("time_limit", value, f"more than {INT32} seconds")
+    return seconds
+
+
+def parse_record(data: Any) -> RegistryRecord:
+    """Raises:
+    InvalidSpecError: naming the first bad field.
+    """
+    if not isinstance(data, dict):
+        raise InvalidSpecError("record", type(data).__name__, "a record must be a JSON object")
+    check_text(data)
+    try:
+        return RegistryRecord.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_spec_from(exc) from exc
+
+
+def check_text(data: dict[str, Any]) -> None:
+    """Refuse text that neither store can hold: NUL characters, lone surrogates.
+
+    Raises:
+        InvalidSpecError: naming the record's field.
+    """
+    if _storable(data):
+        return
+    for key, value in data.items():
+        if not _storable({key: value}):
+            raise InvalidSpecError(str(key)[:64], "...",
+                                   "text must be valid Unicode without NUL characters")
+
+
+def _storable(value: Any) -> bool:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        text.encode()
+    except (UnicodeEncodeError, ValueError):
+        return False
+    return "\\u0000" not in text
+
+
+def ledger_columns(record: RegistryRecord) -> dict[str, Any]:
+    """The ledger's columns for a record (those the registry decides).
+
+    Raises:
+        InvalidSpecError: a value that cannot be mapped (state, time limit,
+            node list, resources), or text the store cannot hold.
+    """
+    if (record.group_id is None) != (record.group_index is None):
+        raise InvalidSpecError("group_index" if record.group_index is None else "group_id",
+                               None, "give group_id and group_index together")
+    if record.job_id is None and (record.group_id is None or record.group_index is None):
+        raise InvalidSpecError("job_id", None,
+                               "name the job: give job_id, or group_id and group_index")
+    state, hold_state = native_state(record.state)
+    found = tres(record.allocated_resources)
+    nodes = record.nodes
+    if isinstance(nodes, bool):
+        raise InvalidSpecError("nodes", nodes, "a list of names, a host list or a count")
+    if isinstance(nodes, int):
+        num_nodes = nodes
+    elif isinstance(nodes, str):
+        num_nodes = count_hosts(nodes) if nodes.strip() else 0
+    elif isinstance(nodes, list):
+        num_nodes = len(nodes)
+    else:
+        num_nodes = 0
+    if not 0 <= num_nodes <= MAX_NODES:
+        raise InvalidSpecError("nodes", num_nodes, f"must be 0 to {MAX_NODES} nodes")
+    extra = {key: value for key, value in (
+        ("project_oid", record.project_oid), ("priority_id", record.priority_id),
+        ("reservation", record.reservation), ("cluster_cockpit_id", record.cluster_cockpit_id),
+        ("nodes", nodes if not isinstance(nodes, int) else None),
+        ("allocated_resources", record.allocated_resources),
+        ("additional_data", record.additional_data),
+    ) if value is not None}
+    if record.additional_data is not None and len(
+            json.dumps(record.additional_data)) > MAX_ADDITIONAL_BYTES:
+        raise InvalidSpecError("additional_data", "...",
+                               f"larger than {MAX_ADDITIONAL_BYTES} bytes as JSON")
+    return {
+        "native_id": None if record.job_id is None else str(record.job_id),
+        "array_job_id": record.group_id, "array_task_id": record.group_index,
+        "name": record.job_name or "", "cluster": record.cluster_id,
+        "partition": record.partition or "", "account": record.compute_project_id,
+        "user_name": record.user, "state": state.value, "state_reason": record.reason,
+        "held": state is JobState.PENDING and (hold_state or record.reason in _HOLD_REASONS),
+        "num_nodes": max(num_nodes or found.get("nodes", 1), 1),
+        "ntasks": 1, "cpus_per_task": max(found.get("cpus", 1), 1),
+        "memory": found.get("memory"), "gpus": found.get("gpus", 0),
+        "time_limit": _time_limit(record.time_limit),
+        "working_directory": record.working_directory or "",
+        # None: the ledger keeps what it has, or takes the time of arrival.
+        "submit_time": record.submitted or record.start or record.end,
+        "start_time": record.start, "end_time": record.end,
+        "registry_data": extra,
+    }
