@@ -377,10 +377,15 @@ def test_owner_only_and_delete(api: Api, receiver: Receiver) -> None:
     ({"url": "https://example.org/", "secret": "x" * 257}, "secret", "256"),
     ({"url": "https://example.org/", "description": "d" * 257}, "description", "256"),
     ({"secret": SECRET}, "url", "required"),
+    ({"url": "https://example.org/\ud800"}, "url", "valid string"),
+    ({"url": "https://example.org/", "secret": "x" * 16 + "\u0000"}, "secret", "control"),
+    ({"url": "https://example.org/", "description": "a\nb"}, "description", "control"),
 ])
 def test_bad_registrations_are_422_saying_what_to_fix(
         api: Api, body: dict[str, Any], field: str, hint: str) -> None:
-    answer = api.post("/v1/webhooks", json=body)
+    # Sent as escaped JSON: a lone surrogate is valid JSON text, not valid UTF-8.
+    answer = api.post("/v1/webhooks", content=json.dumps(body),
+                      headers={**api.headers, "Content-Type": "application/json"})
     assert answer.status_code == 422, answer.text
     error = answer.json()
     assert error["error"] == "invalid"

@@ -63,7 +63,10 @@ async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
         {
             # Drop the "body"/"query" prefix: clients know fields by name.
             "field": ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0]),
-            "value": err.get("input") if isinstance(err.get("input"), (str, int, float, bool))
+            # A lone surrogate is valid JSON but cannot be sent back as UTF-8.
+            "value": err["input"].encode(errors="backslashreplace").decode()
+            if isinstance(err.get("input"), str)
+            else err.get("input") if isinstance(err.get("input"), (int, float, bool))
             else None,
             "reason": err["msg"],
         }

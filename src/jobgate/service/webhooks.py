@@ -19,6 +19,7 @@ from jobgate.store.webhooks import STATUSES, Delivery, Webhook, WebhookRepositor
 MAX_URL = 2048
 MIN_SECRET, MAX_SECRET = 16, 256
 MAX_DESCRIPTION = 256
+INT64 = 2**63 - 1
 
 
 class WebhookService:
@@ -39,9 +40,12 @@ class WebhookService:
         url = check_url(url)
         if secret is None:
             secret = secrets.token_urlsafe(32)
-        elif not MIN_SECRET <= len(secret) <= MAX_SECRET:
-            raise InvalidSpecError("secret", f"<{len(secret)} characters>",
-                                   f"must be {MIN_SECRET} to {MAX_SECRET} characters long")
+        else:
+            if not MIN_SECRET <= len(secret) <= MAX_SECRET:
+                raise InvalidSpecError("secret", f"<{len(secret)} characters>",
+                                       f"must be {MIN_SECRET} to {MAX_SECRET} characters long")
+            check_text("secret", secret, shown="<hidden>")
+        check_text("description", description)
         if len(description) > MAX_DESCRIPTION:
             raise InvalidSpecError("description", description[:40] + "...",
                                    f"must be at most {MAX_DESCRIPTION} characters")
@@ -98,6 +102,8 @@ class WebhookService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_PAGE}")
         before = decode_cursor(cursor) if cursor else None
+        if before is not None and not 0 <= before <= INT64:
+            raise InvalidSpecError("cursor", cursor, "not a cursor this server gave out")
         with self.sessions() as session:
             repo = WebhookRepository(session)
             self._visible(repo, webhook_id, user)
@@ -114,12 +120,29 @@ class WebhookService:
         return row
 
 
+def check_text(field: str, value: str, *, shown: str | None = None) -> None:
+    """Printable text the store can keep (no control characters, valid UTF-8).
+
+    Raises:
+        InvalidSpecError: naming the field.
+    """
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidSpecError(
+            field, shown or value[:80].encode(errors="backslashreplace").decode(),
+            "must be valid Unicode text") from exc
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidSpecError(field, shown or value[:80], "must not contain control characters")
+
+
 def check_url(url: str) -> str:
     """An absolute http or https URL with a host.
 
     Raises:
         InvalidSpecError: naming what is wrong with it.
     """
+    check_text("url", url)
     url = url.strip()
     if not url or len(url) > MAX_URL:
         raise InvalidSpecError("url", url[:80], f"give a URL of 1 to {MAX_URL} characters")

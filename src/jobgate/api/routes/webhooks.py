@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from jobgate.api.deps import GatewayDep, UserDep
 from jobgate.api.schemas import (
@@ -20,6 +20,10 @@ from jobgate.service.jobs import MAX_PAGE
 from jobgate.store.webhooks import DeliveryStatus
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+# Ids are 64-bit in the store: a larger number can name nothing.
+INT64 = 2**63 - 1
+WebhookId = Annotated[int, Path(ge=1, le=INT64)]
 
 
 @router.post("", response_model=WebhookCreated, status_code=201)
@@ -39,12 +43,12 @@ def list_webhooks(gateway: GatewayDep, user: UserDep) -> WebhookList:
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut)
-def get_webhook(webhook_id: int, gateway: GatewayDep, user: UserDep) -> WebhookOut:
+def get_webhook(webhook_id: WebhookId, gateway: GatewayDep, user: UserDep) -> WebhookOut:
     return WebhookOut.of(gateway.webhooks.get(webhook_id, user))
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response)
-def delete_webhook(webhook_id: int, gateway: GatewayDep, user: UserDep) -> Response:
+def delete_webhook(webhook_id: WebhookId, gateway: GatewayDep, user: UserDep) -> Response:
     """Stop sending to it; its deliveries are forgotten."""
     gateway.webhooks.delete(webhook_id, user)
     return Response(status_code=204)
@@ -52,9 +56,9 @@ def delete_webhook(webhook_id: int, gateway: GatewayDep, user: UserDep) -> Respo
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryList)
 def list_deliveries(
-    webhook_id: int, gateway: GatewayDep, user: UserDep,
+    webhook_id: WebhookId, gateway: GatewayDep, user: UserDep,
     status: DeliveryStatus | None = None,
-    job_id: int | None = None,
+    job_id: Annotated[int | None, Query(ge=0, le=INT64)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: str | None = None,
 ) -> DeliveryList:
