@@ -14,6 +14,7 @@ import httpx
 
 from jobgate.client.errors import UnreachableError, error_from_response
 from jobgate.client.job import Job
+from jobgate.client.webhooks import Webhooks
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import AuthenticationError, JobgateError
@@ -308,6 +309,11 @@ class Client:
             UnreachableError: the gateway did not answer.
         """
         return bool(self._json("GET", "/healthz").get("status") == "ok")
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Register and inspect webhooks: ``client.webhooks.create(url)``."""
+        return Webhooks(self)
 
     # -- plumbing -------------------------------------------------------------
 
