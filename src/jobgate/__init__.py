@@ -16,6 +16,7 @@ from jobgate.errors import (
     JobgateError,
     NotFoundError,
     PermissionDeniedError,
+    TooLargeError,
     UnsupportedError,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "JobgateError",
     "NotFoundError",
     "PermissionDeniedError",
+    "TooLargeError",
     "UnreachableError",
     "UnsupportedError",
     "WaitTimeout",

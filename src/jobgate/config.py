@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     submit_burst: int = 1000
     # How often the engine looks again when nothing woke it.
     engine_interval: float = 0.5
+    # Files sent with a job (multipart submissions, zip entries unpacked): bytes
+    # in all, how many files, bytes of one file.
+    upload_max_total_bytes: int = Field(1024**3, ge=0)
+    upload_max_files: int = Field(1000, ge=0)
+    upload_max_file_bytes: int = Field(256 * 1024**2, ge=0)
     # Records one POST /v1/registry/jobs may carry (more: 413).
     registry_max_batch: int = Field(1000, ge=1, le=10_000)
     # Webhooks: a failed POST is retried after backoff, 2 x backoff, ... (capped),

@@ -85,6 +85,18 @@ class RateLimitedError(JobgateError):
         self.retry_after = retry_after
 
 
+class TooLargeError(JobgateError):
+    """A request passes a configured size or count limit; names the limit."""
+
+    code = "too_large"
+
+    def __init__(self, limit: str, maximum: int, what: str) -> None:
+        super().__init__(f"{what} passes {limit} ({maximum})",
+                         details={"limit": limit, "max": maximum})
+        self.limit = limit
+        self.maximum = maximum
+
+
 class BackendError(JobgateError):
     """A cluster backend failed to carry out an operation."""
 

@@ -10,7 +10,19 @@ from fastapi import FastAPI
 from jobgate import __version__
 from jobgate.api.errors import install_error_handlers
 from jobgate.api.limits import BodySizeLimit
-from jobgate.api.routes import clusters, control, events, health, jobs, metrics, stats, webhooks
+from jobgate.api.routes import (
+    clusters,
+    control,
+    deletion,
+    events,
+    files,
+    health,
+    jobs,
+    metrics,
+    stats,
+    uploads,
+    webhooks,
+)
 from jobgate.config import Settings
 from jobgate.service.gateway import Gateway
 
@@ -34,9 +46,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A job gateway for compute clusters.",
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(BodySizeLimit, upload_max_bytes=settings.upload_max_total_bytes,
+                       upload_max_files=settings.upload_max_files)
     app.include_router(health.router)
+    app.include_router(uploads.router)  # multipart POST /v1/jobs: before the JSON route
     app.include_router(jobs.router)
+    app.include_router(deletion.router)
+    app.include_router(files.router)
     app.include_router(control.router)
     app.include_router(events.router)
     app.include_router(clusters.router)

@@ -18,6 +18,7 @@ from jobgate.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    TooLargeError,
     UnsupportedError,
     VerbNotSupportedError,
 )
@@ -32,6 +33,7 @@ STATUS: dict[type[JobgateError], int] = {
     BackendError: 503,
     VerbNotSupportedError: 501,
     RateLimitedError: 429,
+    TooLargeError: 413,
 }
 
 
@@ -88,9 +90,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                         headers=getattr(exc, "headers", None))
 
 
-def too_large_response(max_bytes: int) -> JSONResponse:
+def too_large_response(max_bytes: int, limit: str | None = None) -> JSONResponse:
+    message = f"request body larger than {max_bytes} bytes"
+    if limit is not None:  # say which setting to raise
+        message += f" (set by {limit})"
     return JSONResponse(
-        error_body("too_large", f"request body larger than {max_bytes} bytes"),
+        error_body("too_large", message,
+                   {"limit": limit, "max": max_bytes} if limit is not None else None),
         status_code=413,
     )
 

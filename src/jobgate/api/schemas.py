@@ -12,6 +12,7 @@ from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import InvalidSpecError
+from jobgate.service.jobfiles import FileEntry
 from jobgate.store.jobs import EventRecord
 from jobgate.store.webhooks import Delivery, DeliveryStatus, Webhook
 
@@ -89,6 +90,23 @@ class EventOut(BaseModel):
 
 class EventList(BaseModel):
     events: list[EventOut]
+
+
+class FileEntryOut(BaseModel):
+    path: str = Field(description="Relative to the job's working directory, with /")
+    type: Literal["file", "dir", "symlink", "other"]
+    size: int = Field(description="Bytes (0 for a directory)")
+    mtime: datetime
+
+
+class FileList(BaseModel):
+    files: list[FileEntryOut]
+    truncated: bool = Field(description="The listing stopped at `limit` entries")
+
+    @classmethod
+    def of(cls, entries: list[FileEntry], truncated: bool) -> FileList:
+        return cls(files=[FileEntryOut(**entry.__dict__) for entry in entries],
+                   truncated=truncated)
 
 
 class Health(BaseModel):

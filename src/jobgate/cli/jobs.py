@@ -41,22 +41,38 @@ def submit(
     chdir: Annotated[
         str | None, typer.Option("-D", "--chdir", help="Working directory (default: here)")
     ] = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option("--file", help="An input file sent with the job; repeatable.",
+                     exists=True, dir_okay=False),
+    ] = None,
+    archive: Annotated[
+        Path | None, typer.Option("--zip", help="A zip archive unpacked for the job.",
+                                  exists=True, dir_okay=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
 ) -> None:
     """Submit a batch script, as sbatch does.
 
     The script's #SBATCH lines fill what no option sets; the job runs in the
-    current directory unless -D (or #SBATCH -D) says otherwise.
+    current directory unless -D (or #SBATCH -D) says otherwise. With --file or
+    --zip, the files are sent along and the job runs in a fresh directory of its
+    own, where they are placed (unless -D says otherwise).
     """
     text = _read_script(script)
+    uploads = bool(files) or archive is not None
     fields: dict[str, Any] = {
         "name": name, "partition": partition, "account": account, "cluster": cluster,
         "nodes": nodes, "ntasks": ntasks, "cpus_per_task": cpus_per_task, "memory": mem,
         "time_limit": time_limit, "tags": tags or None, "stdout": output, "stderr": error,
-        "working_directory": _working_directory(text, chdir),
+        "working_directory": (_working_directory(text, chdir)
+                              if not uploads or chdir is not None else None),
     }
     with connect(ctx) as client:
-        job = client.submit(text, **fields)
+        try:
+            job = client.submit(text, files=files or (), archive=archive, **fields)
+        except OSError as exc:
+            fail(f"cannot read {exc.filename}: {exc.strerror}")
     if as_json:
         print_json(job.to_dict())
     else:

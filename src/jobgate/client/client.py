@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
+import json
 import os
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import httpx
 
@@ -101,9 +103,15 @@ class Client:
         command: str | None = None,
         spec: JobSpec | None = None,
         idempotency_key: str | None = None,
+        files: Iterable[str | os.PathLike[str]] = (),
+        archive: str | os.PathLike[str] | None = None,
         **fields: Any,
     ) -> Job:
         """Submit a batch script (its `#SBATCH` lines are read) or a command line.
+
+        `files` are sent with the job and written into its working directory
+        under their base names; `archive` (a zip) is unpacked there. They are
+        in place before the job starts.
 
         With `idempotency_key`, sending the same request again (say, after a
         timeout) returns the job the first one made instead of a second job.
@@ -117,8 +125,10 @@ class Client:
         Raises:
             InvalidSpecError: a field is unknown or has a bad value.
             UnsupportedError: the cluster cannot do what the spec asks.
+            TooLargeError: the files pass one of the gateway's upload limits.
             AuthenticationError: no token, or a wrong one.
             UnreachableError: the gateway did not answer.
+            OSError: a file to send cannot be read.
         """
         body: dict[str, Any] = {}
         if spec is not None:
@@ -126,7 +136,19 @@ class Client:
         given = {"script": script, "command": command, **fields}
         body.update({k: _jsonable(v) for k, v in given.items() if v is not None})
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._job(self._json("POST", "/v1/jobs", json=body, headers=headers))
+        paths = [Path(p) for p in files]
+        if not paths and archive is None:
+            return self._job(self._json("POST", "/v1/jobs", json=body, headers=headers))
+        with contextlib.ExitStack() as stack:
+            parts: builtins.list[tuple[str, tuple[str, BinaryIO, str]]] = [
+                ("files", (path.name, stack.enter_context(path.open("rb")),
+                           "application/octet-stream")) for path in paths]
+            if archive is not None:
+                parts.append(("archive", (Path(archive).name,
+                                          stack.enter_context(Path(archive).open("rb")),
+                                          "application/zip")))
+            return self._job(self._json("POST", "/v1/jobs", data={"spec": json.dumps(body)},
+                                        files=parts, headers=headers))
 
     def follow_output(self, job_id: int, stream: Stream = "stdout") -> Iterator[bytes]:
         """The job's output as it is written, until the job has ended and all
@@ -251,6 +273,17 @@ class Client:
             UnreachableError: the gateway did not answer.
         """
         return self._job(self._json("POST", f"/v1/jobs/{int(job_id)}/cancel"))
+
+    def delete(self, job_id: int, *, force: bool = False) -> None:
+        """Delete an ended job and its files (`force`: cancel an active one first).
+
+        Raises:
+            NotFoundError: no such job, or not one the caller may see.
+            ConflictError: the job is active and `force` is not set.
+            UnreachableError: the gateway did not answer.
+        """
+        self._request("DELETE", f"/v1/jobs/{int(job_id)}",
+                      params={"force": "true"} if force else None)
 
     def events(self, job_id: int, *, after: int = 0) -> builtins.list[dict[str, Any]]:
         """The job's events (state changes) with `seq` above `after`, oldest first.

@@ -21,6 +21,7 @@ from jobgate.errors import (
     JobgateError,
     NotFoundError,
     PermissionDeniedError,
+    TooLargeError,
     UnsupportedError,
 )
 
@@ -49,6 +50,7 @@ _KNOWN: tuple[type[JobgateError], ...] = (
     AuthenticationError,
     PermissionDeniedError,
     BackendError,
+    TooLargeError,
 )
 _BY_CODE: dict[str, type[JobgateError]] = {cls.code: cls for cls in _KNOWN}
 _BY_STATUS: dict[int, type[JobgateError]] = {
@@ -56,6 +58,7 @@ _BY_STATUS: dict[int, type[JobgateError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    413: TooLargeError,
     422: InvalidSpecError,
 }
 
@@ -104,4 +107,9 @@ def _build(cls: type[JobgateError], message: str, details: Any) -> JobgateError:
         exc.field = str(first.get("field", ""))
         exc.value = first.get("value")
         exc.reason = str(first.get("reason", message))
+    if isinstance(exc, TooLargeError):
+        facts = details if isinstance(details, dict) else {}
+        exc.limit = str(facts.get("limit", ""))
+        maximum = facts.get("max")
+        exc.maximum = maximum if isinstance(maximum, int) else 0
     return exc

@@ -12,12 +12,15 @@ from jobgate.service.accounting import AccountingService
 from jobgate.service.auth import AuthService
 from jobgate.service.clusters import ClusterService
 from jobgate.service.control import JobControl
+from jobgate.service.deletion import JobDeletion
 from jobgate.service.engine import Engine
 from jobgate.service.events import EventBus
 from jobgate.service.idempotency import IdempotentSubmit
+from jobgate.service.jobfiles import JobFiles
 from jobgate.service.jobs import JobService
 from jobgate.service.metrics import Metrics
 from jobgate.service.ratelimit import SubmitRateLimit
+from jobgate.service.uploads import UploadSubmit
 from jobgate.service.webhook_dispatch import WebhookDispatcher
 from jobgate.service.webhooks import WebhookService
 from jobgate.store import make_engine, make_session_factory, migrate
@@ -40,6 +43,9 @@ class Gateway:
         self.jobs = JobService(self.sessions, settings, self.backends)
         self.control = JobControl(self.jobs)
         self.idempotent = IdempotentSubmit(self.jobs)
+        self.deletion = JobDeletion(self.jobs)
+        self.files = JobFiles(self.jobs)
+        self.uploads = UploadSubmit(self.jobs, self.idempotent)
         self.clusters = ClusterService(self.sessions, settings, self.backends)
         self.metrics = Metrics(self.sessions)
         self.accounting = AccountingService(self.sessions)

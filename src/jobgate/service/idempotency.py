@@ -24,9 +24,12 @@ MAX_KEY_LENGTH = 256
 Answer = tuple[int, dict[str, Any]]
 
 
-def request_hash(spec: JobSpec) -> str:
-    """The same request, however its JSON was laid out, hashes the same."""
+def request_hash(spec: JobSpec, content_digest: str = "") -> str:
+    """The same request, however its JSON was laid out, hashes the same;
+    `content_digest` stands for what else it carried (uploaded files)."""
     canonical = json.dumps(spec.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    if content_digest:
+        canonical += "\n" + content_digest
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -36,9 +39,13 @@ class IdempotentSubmit:
 
     def submit(
         self, spec: JobSpec, user: Principal, key: str,
-        render: Callable[[JobRecord], dict[str, Any]],
+        render: Callable[[JobRecord], dict[str, Any]], *, content_digest: str = "",
+        on_record: Callable[[Session, JobRecord], None] | None = None,
     ) -> Answer:
         """(201, the job) the first time; the stored answer on a repeat.
+
+        `content_digest` is hashed with the spec (files sent with it); `on_record`
+        runs in the job's transaction, as with `JobService.submit`.
 
         Raises:
             InvalidSpecError: a bad key, or a key used before with another request;
@@ -47,12 +54,14 @@ class IdempotentSubmit:
         if not key or len(key) > MAX_KEY_LENGTH:
             raise InvalidSpecError("Idempotency-Key", key[:40],
                                    f"must be 1 to {MAX_KEY_LENGTH} characters")
-        digest = request_hash(spec)
+        digest = request_hash(spec, content_digest)
         stored = self._stored(user, key, digest)
         if stored is not None:
             return stored
 
         def remember(session: Session, record: JobRecord) -> None:
+            if on_record is not None:
+                on_record(session, record)
             IdempotencyRepository(session).remember(
                 user.name, key, digest, 201, render(record), utcnow())
 

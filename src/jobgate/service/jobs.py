@@ -64,6 +64,9 @@ class JobService:
         self.settings = settings
         self.backends = backends
         self.wake_engine = wake_engine
+        # Told the ids of deleted jobs that have just ended (a forced delete of
+        # an active job), whose files can go now (see service/deletion.py).
+        self.on_deleted_ended: Callable[[list[int]], None] = lambda _ids: None
 
     # -- submit ---------------------------------------------------------------
 
@@ -328,6 +331,7 @@ class JobService:
         if not updates:
             return
         now = utcnow()
+        deleted_ended: list[int] = []
         with self.sessions.begin() as session:
             repo = JobRepository(session)
             jobs = repo.snapshots(update.job_id for update in updates)
@@ -343,8 +347,13 @@ class JobService:
                     # A later update of the same job in this batch starts from here.
                     jobs[job.id] = Snapshot(
                         job.id, change.move[1] if change.move else job.state,
-                        change.values.get("start_time", job.start_time), job.requeue_count)
+                        change.values.get("start_time", job.start_time), job.requeue_count,
+                        job.deleted)
+                    if job.deleted and change.move and change.move[1].final:
+                        deleted_ended.append(job.id)
             repo.apply(changes, now)
+        if deleted_ended:
+            self.on_deleted_ended(deleted_ended)
 
     def backend_for(self, job: JobRecord, verb: str) -> Backend:
         """The backend of the job's cluster, if it can carry out `verb`.

@@ -80,6 +80,9 @@ class JobRow(Base):
     # priority_id, reservation, cluster_cockpit_id, nodes, allocated_resources,
     # additional_data); None for jobs submitted here.
     registry_data: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    # A deleted job is a tombstone: its row and events stay (ids are never
+    # reused, the event log is never rewritten), every view leaves it out.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tags: Mapped[list[JobTagRow]] = relationship(
         back_populates="job", cascade="all, delete-orphan", lazy="selectin",

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from jobgate.api.deps import GatewayDep, UserDep
+from jobgate.api.routes import uploads
 from jobgate.api.schemas import (
     BatchOut,
     BatchRequest,
@@ -30,14 +31,17 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 FOLLOW_INTERVAL = 0.2
 
 
-@router.post("", status_code=201, response_model=JobOut)
+@router.post("", status_code=201, response_model=JobOut, openapi_extra=uploads.SUBMIT_DOC)
 def submit_job(
     spec: JobSpec, gateway: GatewayDep, user: UserDep,
     idempotency_key: Annotated[str | None, Header(
         description="Send the same key again (within 24 h) to get the first answer "
                     "back instead of a second job")] = None,
 ) -> JobOut | JSONResponse:
-    """Submit a job; answers once it is committed to the ledger."""
+    """Submit a job; answers once it is committed to the ledger. As
+    multipart/form-data, a `spec` part (JSON) comes with input files: `files`
+    parts and a zip `archive`, placed in the working directory before the job
+    can start."""
     gateway.submit_limit.take(user.name)
     with gateway.metrics.submit_seconds.time():
         if idempotency_key is None:
