@@ -52,6 +52,8 @@ PER_ARRAY_WINDOW = 64
 # with 50 or 50,000 jobs pending. The deep round runs at most this often.
 HEAD_WINDOW = 64
 BACKFILL_INTERVAL = 0.25
+# The least time between two rounds.
+ROUND_GAP = 0.004
 ACTIVE_LIMIT = 100_000
 LEASE = "engine"
 LEASE_TTL = timedelta(seconds=15)
@@ -78,6 +80,7 @@ class Engine:
         self._offered: collections.deque[JobRecord] = collections.deque()
         # When each cluster's next deep (backfill) round is due, in monotonic time.
         self._backfill_due: dict[str, float] = {}
+        self._deep_round = False
         # The nonce tells apart two engines of one process (tests, embedding).
         self.owner = f"{process_identity(os.getpid())}:{uuid.uuid4().hex[:8]}"
         self._lease_until: datetime | None = None
@@ -116,7 +119,13 @@ class Engine:
                     adopted = False  # whoever holds it now owns the active jobs
             except Exception:  # keep the engine alive; the next round retries
                 log.exception("engine round failed")
+            ended = time.monotonic()
             self._wake.wait(self.interval)
+            # Under load, what comes within a few ms joins one round, since a
+            # round's cost is mostly fixed; a wake after a quiet spell runs at once.
+            since = time.monotonic() - ended
+            if since < ROUND_GAP:
+                self._stop.wait(ROUND_GAP - since)
             self._wake.clear()
         self._release_lease()
 
@@ -146,7 +155,13 @@ class Engine:
     def _adopt(self) -> None:
         for cluster, backend in self.backends.items():
             with self.service.sessions() as session:
-                rows = JobRepository(session).in_states(cluster, STARTED_STATES, limit=10**9)
+                repo = JobRepository(session)
+                rows = repo.in_states(cluster, STARTED_STATES, limit=10**9)
+                if backend.capabilities.queues:
+                    # Jobs waiting in the cluster's own queue are the backend's too.
+                    rows += [row for row in repo.in_states(cluster, (JobState.PENDING,),
+                                                           limit=10**9)
+                             if row.native_id is not None]
                 jobs = [to_record(row, with_tags=False) for row in rows]
             if jobs:
                 log.info("adopting %d active jobs on %s", len(jobs), cluster)
@@ -162,6 +177,7 @@ class Engine:
 
     def _round(self) -> None:
         self._seen = {}
+        self._deep_round = False
         while self._offered:
             record = self._offered.popleft()
             # A new job's row was last written at its submit time.
@@ -180,7 +196,11 @@ class Engine:
             self._backlog.extend(backend.poll())
         self.service.apply_updates(self._backlog)
         self._backlog = []
-        self._records = self._seen
+        # A deep round saw every job worth caching; a head round only some.
+        if self._deep_round:
+            self._records = self._seen
+        else:
+            self._records.update(self._seen)
 
     def _records_of(
         self, repo: JobRepository, versions: list[tuple[int, datetime]]
@@ -207,6 +227,7 @@ class Engine:
             moment = time.monotonic()
             if moment >= self._backfill_due.get(cluster, 0.0):
                 self._backfill_due[cluster] = moment + BACKFILL_INTERVAL
+                self._deep_round = True
                 queue = repo.queue(cluster, PENDING_WINDOW, PER_ARRAY_WINDOW)
             else:
                 queue = repo.queue(cluster, HEAD_WINDOW)
@@ -221,6 +242,9 @@ class Engine:
                        (verdict.reasons | selection.reasons).items()
                        if self._records[job_id].record.state_reason != reason}
             starting = [job for job in verdict.eligible if job.id in selection.start]
+            # A cluster that queues jobs starts them itself: handed over, they stay
+            # PENDING until it reports otherwise (with the native id it gave them).
+            queues = backend.capabilities.queues
             ended = {"end_time": now}
             changes = [
                 *(Change(job.id, ended, (JobState.PENDING, JobState.DEADLINE),
@@ -229,15 +253,22 @@ class Engine:
                 *(Change(job.id, ended, (JobState.PENDING, JobState.CANCELLED),
                          "DependencyNeverSatisfied") for job in verdict.never_runnable),
                 *(Change(job.id, {"start_time": now, "allocation": selection.start[job.id]},
-                         (JobState.PENDING, JobState.RUNNING)) for job in starting),
+                         (JobState.PENDING, JobState.RUNNING)) for job in starting
+                  if not queues),
                 # A reason is not a change of state: no event, written only when
                 # it differs from last round's.
                 *(Change(job_id, {"state_reason": reason}) for job_id, reason in reasons.items()),
             ]
             repo.apply(changes, now)
-            claimed = [job.model_copy(update={
+            claimed = starting if queues else [job.model_copy(update={
                 "state": JobState.RUNNING, "state_reason": None, "start_time": now,
                 "allocation": selection.start[job.id]}) for job in starting]
+        # The rows now are what was read plus what was just written, at `now`:
+        # cache that rather than load them again next round.
+        for job_id, reason in reasons.items():
+            record = self._records[job_id].record.model_copy(update={"state_reason": reason})
+            self._seen[job_id] = _Cached(now, record)
+        self._seen.update((job.id, _Cached(now, job)) for job in claimed)
         return claimed
 
 @dataclass(frozen=True)

@@ -200,20 +200,14 @@ class JobRepository:
     ) -> list[tuple[int, datetime]]:
         """(id, updated_at) of the pending jobs a scheduling round considers, in
         queue order, locked for this transaction (PostgreSQL; SQLite's BEGIN
-        IMMEDIATE already keeps other writers out). Held jobs are
-        left out, and so are all but the first `per_array` tasks of each array,
-        so that a large array cannot fill the window and starve the jobs behind.
+        IMMEDIATE already keeps other writers out). Held jobs are left out, and
+        jobs already handed to a cluster that queues them (with a native id), and
+        all but the first `per_array` tasks of each array, so that a large array
+        cannot fill the window and starve the jobs behind.
         Without `per_array`, the head of the queue is read straight off the
         queue's index: cheap whatever the number of pending jobs."""
         if per_array is None:
-            head = self.session.execute(
-                select(JobRow.id, JobRow.updated_at)
-                .where(JobRow.cluster == cluster, JobRow.source == GATEWAY,
-                       JobRow.state == JobState.PENDING.value,
-                       JobRow.held.is_(False), JobRow.deleted_at.is_(None))
-                .order_by(JobRow.priority.desc(), JobRow.id).limit(limit).with_for_update()
-            )
-            return [(job_id, at) for job_id, at in head]
+            return self._queue_head(cluster, limit)
         in_queue = (
             select(
                 JobRow.id, JobRow.priority,
@@ -224,7 +218,8 @@ class JobRepository:
             )
             .where(JobRow.cluster == cluster, JobRow.source == GATEWAY,
                    JobRow.state == JobState.PENDING.value,
-                   JobRow.held.is_(False), JobRow.deleted_at.is_(None))
+                   JobRow.held.is_(False), JobRow.deleted_at.is_(None),
+                   JobRow.native_id.is_(None))
             .subquery()
         )
         ids = list(self.session.scalars(
@@ -232,6 +227,25 @@ class JobRepository:
             .order_by(in_queue.c.priority.desc(), in_queue.c.id).limit(limit)
         ))
         return self._lock_pending(ids)
+
+    def _queue_head(self, cluster: str, limit: int) -> list[tuple[int, datetime]]:
+        """The first `limit` of the queue, one priority level at a time: the
+        index (cluster, state, priority, id) serves `priority = p ORDER BY id`
+        in order, where `ORDER BY priority DESC, id` would sort every pending job."""
+        pending = (JobRow.cluster == cluster, JobRow.source == GATEWAY,
+                   JobRow.state == JobState.PENDING.value)
+        head: list[tuple[int, datetime]] = []
+        level = self.session.scalar(select(func.max(JobRow.priority)).where(*pending))
+        while level is not None and len(head) < limit:
+            head.extend((job_id, at) for job_id, at in self.session.execute(
+                select(JobRow.id, JobRow.updated_at)
+                .where(*pending, JobRow.priority == level, JobRow.held.is_(False),
+                       JobRow.deleted_at.is_(None))
+                .order_by(JobRow.id).limit(limit - len(head)).with_for_update()
+            ))
+            level = self.session.scalar(
+                select(func.max(JobRow.priority)).where(*pending, JobRow.priority < level))
+        return head
 
     def _lock_pending(self, ids: list[int]) -> list[tuple[int, datetime]]:
         if not ids:

@@ -39,7 +39,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MEMORY_SAMPLE_INTERVAL = 0.5
 IDLE_EXIT = 2.0  # seconds without jobs or gateway before the daemon leaves
@@ -61,6 +61,14 @@ def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = False
             handle.flush()
             os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _output(path: str, mode: str) -> BinaryIO:
+    """A job's output file, truncated for a first run ("wb"), kept for a
+    requeued one ("ab"); appending either way, so that lines written by others
+    (notify) land after the job's, never under them."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if mode == "wb" else 0)
+    return os.fdopen(os.open(path, flags, 0o644), "ab")
 
 
 def proc_start_ticks(pid: int) -> int | None:
@@ -307,8 +315,8 @@ class Daemon:
             os.sched_setaffinity(0, own_cpus)
 
     def _popen(self, launch: dict[str, Any], mode: str) -> subprocess.Popen[bytes]:
-        with open(launch["stdout"], mode) as out:
-            err = out if launch["stderr"] == launch["stdout"] else open(launch["stderr"], mode)  # noqa: SIM115
+        with _output(launch["stdout"], mode) as out:
+            err = out if launch["stderr"] == launch["stdout"] else _output(launch["stderr"], mode)
             try:
                 # Its own process group: signals reach the whole job tree, never us.
                 proc = subprocess.Popen(
