@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from jobgate.api.deps import GatewayDep, UserDep
+
+# Ids are 64-bit in the store: a larger number names no job.
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -16,7 +19,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
                           501: {"description": "force: the job's cluster cannot cancel"},
                           503: {"description": "force: the cluster could not be reached"}})
 def delete_job(
-    job_id: int, gateway: GatewayDep, user: UserDep,
+    job_id: JobId, gateway: GatewayDep, user: UserDep,
     force: Annotated[bool, Query(description="Cancel an active job first")] = False,
 ) -> Response:
     """Delete an ended job: it answers 404 from then on and its run and default

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from jobgate.api.deps import GatewayDep, UserDep
+from jobgate.api.routes.deletion import JobId
 from jobgate.api.schemas import FileList
 from jobgate.service.jobfiles import MAX_LISTING, Download
 
@@ -23,7 +24,7 @@ _LEADS_OUT: dict[int | str, dict[str, Any]] = {
 
 @router.get("/{job_id}/files", response_model=FileList, responses=_LEADS_OUT)
 def list_files(
-    job_id: int, gateway: GatewayDep, user: UserDep,
+    job_id: JobId, gateway: GatewayDep, user: UserDep,
     path: Annotated[str, Query(max_length=4096,
                                description="A directory in the working directory")] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LISTING)] = MAX_LISTING,
@@ -37,7 +38,7 @@ def list_files(
 
 @router.get("/{job_id}/files/{path:path}", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}, **_LEADS_OUT})
-def download_file(job_id: int, path: str, gateway: GatewayDep, user: UserDep
+def download_file(job_id: JobId, path: str, gateway: GatewayDep, user: UserDep
                   ) -> StreamingResponse:
     """One file of the job's working directory. `..`, absolute paths and links
     that lead outside the directory are refused."""
