@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import stat
+import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -241,3 +242,27 @@ def test_the_openapi_document_describes_both_forms(api: Api) -> None:
     assert "413" in document["paths"]["/v1/jobs"]["post"]["responses"]
     assert "delete" in document["paths"]["/v1/jobs/{job_id}"]
     assert "/v1/jobs/{job_id}/files/{path}" in document["paths"]
+
+
+def test_the_same_key_sent_concurrently_makes_one_job_and_one_set_of_files(
+        api: Api, settings: Settings) -> None:
+    answers: list[Any] = []
+    go = threading.Barrier(6)
+
+    def send() -> None:
+        go.wait()
+        answers.append(post(api, {"command": "cat a", "hold": True},
+                            files=[("a", b"raced\n")], headers={"Idempotency-Key": "race"}))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    ids = {a.json()["id"] for a in answers}
+    assert len(ids) == 1
+    assert [j["id"] for j in api.get("/v1/jobs").json()["jobs"]] == list(ids)
+    # The losers' jobs were rolled back, and their files taken back with them.
+    assert sorted(p.name for p in settings.jobs_dir.iterdir()) == [str(min(ids))]
+    assert (settings.jobs_dir / str(min(ids)) / "a").read_bytes() == b"raced\n"
