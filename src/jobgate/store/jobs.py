@@ -240,7 +240,7 @@ class JobRepository:
             head.extend((job_id, at) for job_id, at in self.session.execute(
                 select(JobRow.id, JobRow.updated_at)
                 .where(*pending, JobRow.priority == level, JobRow.held.is_(False),
-                       JobRow.deleted_at.is_(None))
+                       JobRow.deleted_at.is_(None), JobRow.native_id.is_(None))
                 .order_by(JobRow.id).limit(limit - len(head)).with_for_update()
             ))
             level = self.session.scalar(
