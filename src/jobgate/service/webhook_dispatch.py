@@ -44,7 +44,15 @@ from jobgate.service.engine import process_identity, process_is_gone
 from jobgate.service.jobs import utcnow
 from jobgate.store import make_session_factory
 from jobgate.store.leases import LeaseRepository
-from jobgate.store.webhooks import DELIVERED, FAILED, DueDelivery, WebhookRepository
+from jobgate.store.webhooks import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    Attempt,
+    DeliveryStatus,
+    DueDelivery,
+    WebhookRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,11 @@ LEASE_TTL = timedelta(seconds=15)
 SETTLE_SECONDS = 10.0
 # Events read per round: for the frontier, and for each webhook.
 SCAN_LIMIT = 1000
-MAX_IN_FLIGHT = 16
+SENDERS = 16
+# Deliveries handed to the senders at most: more than there are senders, so
+# that a sender that is done takes the next one without waiting for a round.
+MAX_IN_FLIGHT = 4 * SENDERS
+GATHER_SECONDS = 0.005
 # Bytes of a failing receiver's answer kept in `last_error`.
 ERROR_SNIPPET = 200
 
@@ -103,6 +115,7 @@ class WebhookDispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._frontier: int | None = None
+        self._scanned_at = float("-inf")
         self._first_seen: dict[int, float] = {}
         self._in_flight: dict[Future[Outcome], DueDelivery] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -113,7 +126,7 @@ class WebhookDispatcher:
         self._wake.set()
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="jobgate-webhook")
+        self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="jobgate-webhook")
         self._client = httpx.Client(
             timeout=self.settings.webhook_timeout, follow_redirects=False,
             headers={"User-Agent": f"jobgate/{__version__}"})
@@ -139,11 +152,17 @@ class WebhookDispatcher:
         self._shut_down()
 
     def _pause(self) -> None:
-        if self._in_flight:
-            wait(list(self._in_flight), timeout=self.interval, return_when=FIRST_COMPLETED)
-        else:
+        """Until a POST ends, a commit rings or `interval` passes. (The wake flag
+        is cleared by the round that scans the log.)"""
+        if not self._in_flight:
             self._wake.wait(self.interval)
-        self._wake.clear()
+            return
+        done, busy = wait(list(self._in_flight), timeout=self.interval,
+                          return_when=FIRST_COMPLETED)
+        if done and busy:
+            # A moment more gathers the POSTs ending about now into one round:
+            # a round per POST would spend itself on transactions.
+            wait(busy, timeout=GATHER_SECONDS)
 
     def _shut_down(self) -> None:
         # What is still on its way stays pending in the store: sent again later.
@@ -174,11 +193,17 @@ class WebhookDispatcher:
         done = {future: item for future, item in self._in_flight.items() if future.done()}
         with self.sessions.begin() as session:
             repo = WebhookRepository(session)
-            for future, item in done.items():
-                repo.record(item.id, self._outcome_values(item, _result(future)))
-            self._enqueue(repo)
+            repo.record([self._attempt(item, _result(future)) for future, item in done.items()])
+            # The log is read when a commit rang, or every `interval` (for other
+            # processes' commits), not after every POST.
+            if self._wake.is_set() or time.monotonic() - self._scanned_at >= self.interval:
+                self._wake.clear()
+                self._scanned_at = time.monotonic()
+                if self._enqueue(repo):
+                    self._wake.set()  # more to read: next round
             busy = {item.id for future, item in self._in_flight.items() if future not in done}
-            due = repo.due(utcnow(), MAX_IN_FLIGHT - len(busy), busy)
+            room = MAX_IN_FLIGHT - len(busy)
+            due = repo.due(utcnow(), room, busy) if room > 0 else []
         # Only once written: should the commit fail, the next round writes them.
         for future in done:
             del self._in_flight[future]
@@ -186,18 +211,23 @@ class WebhookDispatcher:
         for item in due:
             self._in_flight[self._pool.submit(self._post, item)] = item
 
-    def _enqueue(self, repo: WebhookRepository) -> None:
+    def _enqueue(self, repo: WebhookRepository) -> bool:
+        """Make the deliveries of the events past the watermarks; True when a
+        limit cut this short."""
         subscribers = repo.subscribers()
         if not subscribers:
             self._frontier = None
-            return
+            return False
         if self._frontier is None:
             self._frontier = min(sub.last_seq for sub in subscribers)
-        self._advance(repo.seqs_after(self._frontier, SCAN_LIMIT))
+        seqs = repo.seqs_after(self._frontier, SCAN_LIMIT)
+        self._advance(seqs)
+        more = len(seqs) == SCAN_LIMIT and self._frontier == seqs[-1]
         now = utcnow()
         for sub in subscribers:
             if sub.last_seq < self._frontier:
-                repo.enqueue(sub, self._frontier, SCAN_LIMIT, now)
+                more |= repo.enqueue(sub, self._frontier, SCAN_LIMIT, now) == SCAN_LIMIT
+        return more
 
     def _advance(self, seqs: list[int]) -> None:
         """Move the frontier over the seqs that are visible and over the gaps
@@ -214,22 +244,23 @@ class WebhookDispatcher:
         self._frontier = frontier
         self._first_seen = {s: t for s, t in self._first_seen.items() if s > frontier}
 
-    def _outcome_values(self, item: DueDelivery, outcome: Outcome) -> dict[str, Any]:
+    def _attempt(self, item: DueDelivery, outcome: Outcome) -> Attempt:
         attempts = item.attempts + 1
-        values: dict[str, Any] = {
-            "attempts": attempts, "last_attempt_at": outcome.at,
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error[:512] if outcome.error else None,
-        }
+        status: DeliveryStatus = PENDING
+        next_at = outcome.at
         if outcome.ok:
-            values |= {"status": DELIVERED, "delivered_at": outcome.at}
+            status = DELIVERED
         elif attempts >= self.settings.webhook_max_attempts:
-            values["status"] = FAILED
+            status = FAILED
         else:
             delay = backoff_delay(attempts, self.settings.webhook_backoff,
                                   self.settings.webhook_backoff_max)
-            values["next_attempt_at"] = outcome.at + timedelta(seconds=delay)
-        return values
+            next_at = outcome.at + timedelta(seconds=delay)
+        return Attempt(
+            delivery_id=item.id, status=status, attempts=attempts, at=outcome.at,
+            status_code=outcome.status_code,
+            error=outcome.error[:512] if outcome.error else None,
+            next_attempt_at=next_at, delivered_at=outcome.at if outcome.ok else None)
 
     def _post(self, item: DueDelivery) -> Outcome:
         """One try; runs on the pool. Never raises: a failure is an outcome."""
@@ -243,9 +274,10 @@ class WebhookDispatcher:
         }
         try:
             with self._client.stream("POST", item.url, content=body, headers=headers) as answer:
+                # Read (a little): a connection is reused only once its answer was read.
+                snippet = _read_some(answer, ERROR_SNIPPET)
                 if 200 <= answer.status_code < 300:
                     return Outcome(utcnow(), answer.status_code, None)
-                snippet = _read_some(answer, ERROR_SNIPPET)
                 return Outcome(utcnow(), answer.status_code,
                                f"HTTP {answer.status_code}: {snippet}".strip())
         except httpx.TimeoutException:

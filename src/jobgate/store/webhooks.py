@@ -12,16 +12,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from jobgate.store.tables import JobEventRow, JobRow, UserRow, WebhookDeliveryRow, WebhookRow
+from jobgate.store.tables import Base, JobEventRow, JobRow, UserRow, WebhookDeliveryRow, WebhookRow
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 PENDING: DeliveryStatus = "pending"
 DELIVERED: DeliveryStatus = "delivered"
 FAILED: DeliveryStatus = "failed"
 STATUSES: tuple[DeliveryStatus, ...] = (PENDING, DELIVERED, FAILED)
+
+_DELIVERIES = Base.metadata.tables["webhook_deliveries"]
+# One compiled statement for every outcome, run as executemany.
+_RECORD = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"), _DELIVERIES.c.status == PENDING)
+    .values(status=bindparam("status"), attempts=bindparam("attempts"),
+            last_attempt_at=bindparam("at"), last_status_code=bindparam("status_code"),
+            last_error=bindparam("error"), next_attempt_at=bindparam("next_attempt_at"),
+            delivered_at=bindparam("delivered_at"))
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,20 @@ class Subscriber:
     user_name: str
     is_admin: bool
     last_seq: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one try of a delivery came to, as the row is to be after it."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    attempts: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -190,24 +215,23 @@ class WebhookRepository:
             earlier.status == PENDING,
             earlier.event_seq < WebhookDeliveryRow.event_seq,
         ).exists()
-        query = (select(WebhookDeliveryRow, WebhookRow.url, WebhookRow.secret)
+        query = (select(WebhookDeliveryRow.id, WebhookDeliveryRow.webhook_id, WebhookRow.url,
+                        WebhookRow.secret, WebhookDeliveryRow.payload,
+                        WebhookDeliveryRow.attempts)
                  .join(WebhookRow, WebhookRow.id == WebhookDeliveryRow.webhook_id)
                  .where(and_(WebhookDeliveryRow.status == PENDING,
                              WebhookDeliveryRow.next_attempt_at <= now), ~blocked))
         if busy:
             query = query.where(WebhookDeliveryRow.id.not_in(list(busy)))
-        query = query.order_by(WebhookDeliveryRow.next_attempt_at,
-                               WebhookDeliveryRow.id).limit(limit)
-        return [DueDelivery(row.id, row.webhook_id, url, secret, row.payload, row.attempts)
-                for row, url, secret in self.session.execute(query)]
+        # In the index's order: the first due rows end the scan.
+        query = query.order_by(WebhookDeliveryRow.next_attempt_at).limit(limit)
+        return [DueDelivery(*row) for row in self.session.execute(query)]
 
-    def record(self, delivery_id: int, values: dict[str, Any]) -> None:
-        """Write an attempt's outcome (a delivery of a deleted webhook is gone:
-        nothing to write)."""
-        self.session.execute(update(WebhookDeliveryRow)
-                             .where(WebhookDeliveryRow.id == delivery_id,
-                                    WebhookDeliveryRow.status == PENDING)
-                             .values(**values))
+    def record(self, outcomes: Sequence[Attempt]) -> None:
+        """Write the outcomes of attempts, in one statement (a delivery of a
+        deleted webhook is gone: nothing to write)."""
+        if outcomes:
+            self.session.connection().execute(_RECORD, [a.__dict__ for a in outcomes])
 
 
 def _payload(webhook_id: int, event: JobEventRow, user_name: str, name: str,
