@@ -55,14 +55,15 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = home.parent / f"{home.name}-server.log"
 
-    def start(self, timeout: float = 60.0, **env: str) -> ServerProcess:
+    def start(self, timeout: float = 60.0, args: tuple[str, ...] = (),
+              **env: str) -> ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         environment = {**clean_environment(), "JOBGATE_KILL_WAIT": "1",
                        "JOBGATE_ENGINE_INTERVAL": "0.1", **env}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jobgate", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--home", str(self.home)],
+                 "--port", str(self.port), "--home", str(self.home), *args],
                 cwd=self.home.parent, env=environment, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout

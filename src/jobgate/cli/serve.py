@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,10 @@ def serve(
         Path | None,
         typer.Option("--home", help="State directory (default: $JOBGATE_HOME or ./var)"),
     ] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64,
+        help="API processes; one of them runs the engine (the store's lease decides).",
+    )] = 1,
 ) -> None:
     """Run the gateway; on first start it writes the admin token to HOME/admin.token."""
     # The server side is imported here only: the other commands are clients and
@@ -46,4 +51,12 @@ def serve(
         fail(f"invalid settings: {exc.message}")
     typer.echo(f"jobgate: home {settings.resolved_home}, admin token in "
                f"{settings.admin_token_path}", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                    log_level="info")
+        return
+    # Each worker process builds its own app from the environment: hand the
+    # command line's choices over through it.
+    os.environ["JOBGATE_HOME"] = str(settings.resolved_home)
+    uvicorn.run("jobgate.api.app:create_app", factory=True, workers=workers,
+                host=settings.host, port=settings.port, log_level="info")

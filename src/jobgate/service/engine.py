@@ -117,6 +117,9 @@ class Engine:
                     self.run_once()
                 else:
                     adopted = False  # whoever holds it now owns the active jobs
+                    # Standing by: try for the lease on the interval, not on
+                    # every wake, which would be a write per commit elsewhere.
+                    self._stop.wait(self.interval)
             except Exception:  # keep the engine alive; the next round retries
                 log.exception("engine round failed")
             ended = time.monotonic()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import event
 
@@ -13,6 +17,7 @@ from jobgate.service.auth import AuthService
 from jobgate.service.clusters import ClusterService
 from jobgate.service.control import JobControl
 from jobgate.service.deletion import JobDeletion
+from jobgate.service.doorbell import Doorbell
 from jobgate.service.engine import Engine
 from jobgate.service.events import EventBus
 from jobgate.service.idempotency import IdempotentSubmit
@@ -20,6 +25,7 @@ from jobgate.service.jobfiles import JobFiles
 from jobgate.service.jobs import JobService
 from jobgate.service.metrics import Metrics
 from jobgate.service.ratelimit import SubmitRateLimit
+from jobgate.service.registry import RegistryService
 from jobgate.service.uploads import UploadSubmit
 from jobgate.service.webhook_dispatch import WebhookDispatcher
 from jobgate.service.webhooks import WebhookService
@@ -49,6 +55,7 @@ class Gateway:
         self.clusters = ClusterService(self.sessions, settings, self.backends)
         self.metrics = Metrics(self.sessions)
         self.accounting = AccountingService(self.sessions)
+        self.registry = RegistryService(self.sessions, settings.registry_max_batch)
         self.submit_limit = SubmitRateLimit(settings.submit_rate, settings.submit_burst)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval,
                              metrics=self.metrics)
@@ -59,13 +66,24 @@ class Gateway:
         self.webhooks = WebhookService(self.sessions, settings)
         self.dispatcher = WebhookDispatcher(self.db, settings, interval=settings.engine_interval)
         event.listen(self.sessions, "after_commit", lambda _session: self.dispatcher.wake())
+        # Other processes on this home (`serve --workers N`) hear of our commits too.
+        self.doorbell = Doorbell(settings.resolved_home / "bell", self._rung_by_peer)
+        event.listen(self.sessions, "after_commit", lambda _session: self.doorbell.ring())
+
+    def _rung_by_peer(self) -> None:
+        self.bus.ring()
+        self.engine.wake()
+        self.dispatcher.wake()
 
     def start(self) -> None:
         """Create the home, migrate the store, make the first admin, run the engine."""
         self.settings.resolved_home.mkdir(parents=True, exist_ok=True)
         self.settings.jobs_dir.mkdir(parents=True, exist_ok=True)
-        migrate(self.db)
-        self.auth.ensure_admin(self.settings.admin_token_path)
+        # Workers of one `serve --workers N` start together: one at a time here.
+        with start_up_lock(self.settings.resolved_home):
+            migrate(self.db)
+            self.auth.ensure_admin(self.settings.admin_token_path)
+        self.doorbell.start()
         if self.settings.run_engine:
             self.engine.start()
             self.dispatcher.start()
@@ -76,4 +94,15 @@ class Gateway:
         if self.settings.run_engine:
             self.engine.stop()
             self.dispatcher.stop()
+        self.doorbell.stop()
         self.db.dispose()
+
+
+@contextmanager
+def start_up_lock(home: Path) -> Iterator[None]:
+    with open(home / "start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
