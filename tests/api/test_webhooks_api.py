@@ -307,6 +307,24 @@ def test_an_event_committed_after_a_later_one_is_not_missed(
     assert len(deliveries(api, hook["id"])) == 2
 
 
+def test_two_gateways_on_one_store_send_each_event_once(
+        settings: Settings, receiver: Receiver) -> None:
+    with running(settings) as first, running(settings) as second:
+        register(first, receiver.url)
+        jobs = [first.submit(command="true"), second.submit(command="true")]
+        for job in jobs:
+            first.wait_final(job["id"])
+        ids = [job["id"] for job in jobs]
+        until(lambda: all_delivered(first, receiver, ids), what="every event delivered")
+        expected = sum(len(seqs_of(first, job_id)) for job_id in ids)
+        holders = [gateway.dispatcher.owner for gateway in (first.gateway, second.gateway)
+                   if gateway.dispatcher.hold_lease()]
+        assert len(holders) == 1  # one dispatcher for the store
+    sent = [(r.job_id, r.seq) for r in receiver.all()]
+    assert len(sent) == len(set(sent)) == expected
+    assert_in_order_per_job(receiver)
+
+
 def test_a_users_webhook_gets_only_their_events(api: Api, receiver: Receiver) -> None:
     ana = api.add_user("ana", "ana-token")
     bob = api.add_user("bob", "bob-token")
