@@ -220,6 +220,7 @@ class Placement:
         self.job_id: int | None = None
         self.root: Path | None = None
         self.made: list[Path] = []  # in the order made
+        self._inside: set[Path] = set()  # directories found inside the root
 
     def place(self, record: JobRecord) -> None:
         """Raises:
@@ -260,11 +261,14 @@ class Placement:
         """Raises:
         InvalidSpecError: a directory on the way is a link that leads outside.
         """
-        parent = Path(os.path.realpath((root / relative).parent))
-        if parent != root and root not in parent.parents:
-            raise InvalidSpecError("files", relative, "a directory of this name in the "
-                                   "working directory is a link that leads outside it")
-        return root / relative
+        target = root / relative
+        if target.parent not in self._inside:  # resolve each directory once
+            parent = Path(os.path.realpath(target.parent))
+            if parent != root and root not in parent.parents:
+                raise InvalidSpecError("files", relative, "a directory of this name in the "
+                                       "working directory is a link that leads outside it")
+            self._inside.add(target.parent)
+        return target
 
     def undo(self) -> None:
         """Remove what `place` made (the job was not committed)."""
