@@ -117,3 +117,19 @@ def test_a_user_deletes_only_their_own_jobs(api: Api) -> None:
     assert api.client.delete(f"/v1/jobs/{job['id']}", headers=ana).status_code == 204
     assert api.client.delete("/v1/jobs/999999", headers=ana).status_code == 404
     assert api.client.delete(f"/v1/jobs/{job['id']}").status_code == 401
+
+
+def test_following_the_output_of_a_job_that_is_deleted_ends(api: Api, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    job = api.submit(command=f"echo first; touch {started}; sleep 300")
+    wait_until(started.exists, "the job never started")
+    chunks: list[bytes] = []
+    with api.client.stream("GET", f"/v1/jobs/{job['id']}/stdout", params={"follow": "true"},
+                           headers=api.headers) as answer:
+        for chunk in answer.iter_bytes():
+            chunks.append(chunk)
+            if b"first" in b"".join(chunks):
+                deleted = api.client.delete(f"/v1/jobs/{job['id']}", params={"force": "true"},
+                                            headers=api.headers)
+                assert deleted.status_code == 204
+    assert b"".join(chunks) == b"first\n"

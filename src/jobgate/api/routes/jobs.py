@@ -23,6 +23,7 @@ from jobgate.api.schemas import (
 )
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
+from jobgate.errors import NotFoundError
 from jobgate.store.jobs import JobFilter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -118,10 +119,13 @@ async def _output(
         if data:
             yield data
         while True:
-            # Ended first, then read: no byte written before the end is missed.
-            ended = (await run_in_threadpool(gateway.jobs.get, job_id, user)).state.final
-            more = await run_in_threadpool(
-                gateway.jobs.read_output, job_id, user, stream, offset=position)
+            try:
+                # Ended first, then read: no byte written before the end is missed.
+                ended = (await run_in_threadpool(gateway.jobs.get, job_id, user)).state.final
+                more = await run_in_threadpool(
+                    gateway.jobs.read_output, job_id, user, stream, offset=position)
+            except NotFoundError:
+                return  # deleted meanwhile: its output is gone
             if more:
                 position += len(more)
                 yield more
