@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +48,18 @@ class ClusterConfig(BaseModel):
     cpus: int | None = Field(None, ge=1)
     memory: int | None = Field(None, ge=1)
     gpus: int | None = Field(None, ge=0)
+    # Slurm clusters (backend = "slurm"): "cli" runs Slurm's commands on this host;
+    # job_dir is shared with the compute nodes (default: under the home); the
+    # gateway id tags this gateway's jobs (default: made once, kept in the home);
+    # accounting "auto" finds out whether sacct works; the poller's interval
+    # adapts between poll_interval and poll_interval_max (seconds). Partitions
+    # are read from the cluster unless listed here.
+    transport: Literal["cli", "rest"] = "cli"
+    job_dir: str | None = None
+    gateway_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    accounting: Literal["auto", "slurmdbd", "none"] = "auto"
+    poll_interval: float = Field(0.5, gt=0)
+    poll_interval_max: float = Field(5.0, gt=0)
 
     @field_validator("memory", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Cluster backends: the local cluster and (later) Slurm, behind one protocol."""
+"""Cluster backends: the local cluster and Slurm, behind one protocol."""
 
 from __future__ import annotations
 
@@ -22,4 +22,11 @@ def make_backend(name: str, config: ClusterConfig, settings: Settings) -> Backen
 
         return LocalBackend(settings.resolved_home, kill_wait=settings.kill_wait, cluster=name,
                             config=config)
+    if config.backend == "slurm":
+        if config.transport != "cli":
+            raise UnsupportedError(f"cluster {name!r}: Slurm transport {config.transport!r} "
+                                   "is not available yet; use transport = \"cli\"")
+        from jobgate.backends.slurm import SlurmBackend
+
+        return SlurmBackend(settings.resolved_home, cluster=name, config=config)
     raise UnsupportedError(f"cluster {name!r}: backend {config.backend!r} is not available yet")

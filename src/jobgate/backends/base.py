@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from jobgate.config import PartitionConfig
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.spec import JobSpec
 
@@ -23,6 +24,10 @@ class Capabilities:
     verbs: frozenset[str] = field(default_factory=frozenset)
     # JobSpec fields the backend honours when they are set to a non-default value.
     spec_fields: frozenset[str] = field(default_factory=frozenset)
+    # The cluster keeps a queue of its own (Slurm): a job handed over stays
+    # PENDING, with its native id, until the cluster starts it; the engine does
+    # not claim it as started.
+    queues: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class Backend(Protocol):
             InvalidSpecError: a value that can never work here (e.g. no such directory).
         """
 
+    def partitions(self) -> list[PartitionConfig]:
+        """The partitions jobs may ask for, with their limits."""
+
     def default_working_directory(self, job_id: int) -> str:
         """Where a job runs when the request names no directory; the backend
         creates it by the time the job starts."""
@@ -60,7 +68,8 @@ class Backend(Protocol):
         """
 
     def start(self, job: JobRecord) -> JobUpdate:
-        """Launch a job the engine has claimed; idempotent for the same job.
+        """Launch a job the engine has claimed (or, for a backend that queues,
+        hand it over); idempotent for the same job.
 
         Raises:
             BackendError: the job could not be launched.

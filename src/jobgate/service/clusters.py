@@ -33,12 +33,14 @@ class ClusterService:
             raise NotFoundError(f"no cluster {name!r}; known: {', '.join(self.backends)}")
         with self.sessions() as session:
             counts, cpus_in_use = cluster_load(session, name)
+        partitions = backend.partitions()
         return {
             "name": name,
             "backend": config.backend,
             "default": name == self.settings.default_cluster,
-            "partitions": [p.model_dump() for p in config.partitions],
-            "default_partition": config.default_partition,
+            "partitions": [p.model_dump() for p in partitions],
+            "default_partition": next((p.name for p in partitions if p.default),
+                                      partitions[0].name if partitions else ""),
             "verbs": sorted(backend.capabilities.verbs),
             "resources": backend.resources(),
             "load": {"jobs": counts, "cpus_in_use": cpus_in_use},

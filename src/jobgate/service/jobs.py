@@ -177,10 +177,13 @@ class JobService:
         if config is None or cluster not in self.backends:
             raise InvalidSpecError("cluster", cluster,
                                    f"no such cluster; known: {', '.join(self.backends)}")
-        partition = spec.partition or config.default_partition
-        limits = config.partition(partition)
+        # The backend knows the partitions: configured, or read from the cluster.
+        partitions = self.backends[cluster].partitions()
+        partition = spec.partition or next(
+            (p.name for p in partitions if p.default), partitions[0].name if partitions else "")
+        limits = next((p for p in partitions if p.name == partition), None)
         if limits is None:
-            known = ", ".join(p.name for p in config.partitions)
+            known = ", ".join(p.name for p in partitions)
             raise InvalidSpecError("partition", partition,
                                    f"no such partition on {cluster}; known: {known}")
         spec = apply_partition_limits(spec, limits)
@@ -312,11 +315,18 @@ class JobService:
             refuse_registry(row, "cancel")
             state = JobState(row.state)
             repo = JobRepository(session)
-            if state is JobState.PENDING and repo.transition(
+            # A job already handed to a cluster that queues it ends when the cluster says.
+            if state is JobState.PENDING and row.native_id is None and repo.transition(
                 job_id, state, JobState.CANCELLED, utcnow(), reason="cancelled by " + user.name,
                 values={"end_time": utcnow()},
             ):
-                return to_record(row)
+                record = to_record(row)
+                backend = self.backends.get(record.cluster)
+                if backend is not None and backend.capabilities.queues:
+                    # It may be being handed over right now: the backend makes sure
+                    # it does not run.
+                    backend.cancel(record)
+                return record
         record = self.get(job_id, user)
         if record.state.final:
             raise ConflictError(f"job {job_id} has already ended ({record.state})",
@@ -467,6 +477,8 @@ def decide_update(job: Snapshot, update: JobUpdate, now: datetime) -> Change | N
         # same run only refine what was unknown.
         values.pop("start_time", None)
     if update.state is job.state:
+        if update.reason is not None:
+            values["state_reason"] = update.reason  # e.g. a queued job's pending reason
         return Change(job.id, values) if values else None
     if not can_transition(job.state, update.state):
         log.warning("job %s: %s -> %s refused (forward only)", job.id, job.state, update.state)

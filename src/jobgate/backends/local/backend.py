@@ -17,7 +17,7 @@ from jobgate.backends.local.environment import gateway_environment, job_environm
 from jobgate.backends.local.jobdir import JobDir, live_daemon
 from jobgate.backends.local.resources import node_name, node_resources
 from jobgate.backends.local.scheduler import Allocation, Request, Running, schedule
-from jobgate.config import ClusterConfig
+from jobgate.config import ClusterConfig, PartitionConfig
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.spec import JobSpec, job_memory
 from jobgate.domain.states import JobState
@@ -116,6 +116,9 @@ class LocalBackend:
             },
             reasons=decision.waiting,
         )
+
+    def partitions(self) -> list[PartitionConfig]:
+        return list(self.config.partitions)
 
     def default_working_directory(self, job_id: int) -> str:
         # Made by the daemon at launch: a mkdir costs as much as a submit here.

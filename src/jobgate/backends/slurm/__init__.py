@@ -1,1 +1,5 @@
 """Slurm clusters: jobs handed to a real Slurm, through its commands (transport "cli")."""
+
+from jobgate.backends.slurm.backend import SlurmBackend
+
+__all__ = ["SlurmBackend"]

@@ -1,0 +1,304 @@
+"""One poller per Slurm cluster: what became of the jobs jobgate handed over.
+
+Each cycle makes one `squeue --json` call for the whole cluster (22.05 ignores
+-j/-t/-u with --json, so jobgate's own jobs are picked out by the tag in their
+comment), whatever the number of jobs tracked. A tracked job that has left
+squeue is looked up, for all such jobs at once, by one sacct call since the
+oldest of them was last seen; else its wrapper's exit file tells; else it is
+UNKNOWN, never COMPLETED by guess. When squeue cannot be reached nothing is
+concluded: the ledger keeps the last known states.
+
+The interval adapts: short while things change or right after a submission,
+growing to `max_interval` while nothing does; no calls at all while nothing
+is tracked.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal as signals
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from jobgate.backends.slurm.parsing import SlurmJob, Tag
+from jobgate.backends.slurm.transport import AccountingUnavailable, Transport
+from jobgate.backends.slurm.wrapper import RunDir
+from jobgate.domain.job import JobUpdate
+from jobgate.domain.states import JobState
+from jobgate.errors import JobgateError
+
+log = logging.getLogger(__name__)
+
+# How far before a job was last seen sacct looks (its database lags a little).
+SACCT_SLACK = 120
+# How often a job that could not be found is looked for again.
+LOST_RETRY = 30.0
+STARTED = (JobState.RUNNING, JobState.SUSPENDED, JobState.COMPLETING)
+
+
+@dataclass
+class Tracked:
+    """A job jobgate handed to Slurm and has not yet seen end."""
+
+    tag: Tag
+    native_id: str
+    run_dir: RunDir
+    submit_time: datetime
+    # Monotonic time tracking began: a squeue begun before cannot show the job.
+    since: float
+    last_seen: datetime | None = None
+    reported: tuple[object, ...] | None = None
+    lost: bool = False
+    next_lookup: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    """The last squeue: jobgate's jobs by tag, and when that call began."""
+
+    jobs: dict[Tag, SlurmJob] = field(default_factory=dict)
+    taken: float = -1.0
+
+
+def describe_signal(signum: int) -> str:
+    try:
+        return signals.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def update_from(job: SlurmJob, tracked: Tracked) -> JobUpdate:
+    """What Slurm says of a tracked job, as jobgate's update."""
+    reason = job.reason
+    data: dict[str, object] = {"slurm_state": job.native_state, "slurm_job_id": job.native_id}
+    if job.state.final:
+        if job.exit_code_signal is not None:
+            killed = f"killed by {describe_signal(job.exit_code_signal)}"
+            reason = f"{killed} ({reason})" if reason else killed
+        # The CPU time the wrapper measured (a file read, no call to Slurm).
+        ended = tracked.run_dir.outcome()
+        if ended is not None:
+            data |= ended.usage
+    return JobUpdate(
+        tracked.tag.job_id, job.state, reason=reason, start_time=job.start_time,
+        end_time=job.end_time, exit_code=job.exit_code, exit_code_signal=job.exit_code_signal,
+        native_id=job.native_id, run=tracked.tag.run, data=data,
+    )
+
+
+def update_from_exit_file(tracked: Tracked) -> JobUpdate | None:
+    """The outcome the wrapper recorded, for a job Slurm no longer knows."""
+    ended = tracked.run_dir.outcome()
+    if ended is None:
+        return None
+    status = ended.status
+    if status.signal is not None:
+        state, reason = JobState.FAILED, f"killed by {describe_signal(status.signal)}"
+    elif status.exit_code == 0:
+        state, reason = JobState.COMPLETED, None
+    else:
+        state, reason = JobState.FAILED, "NonZeroExitCode"
+    return JobUpdate(
+        tracked.tag.job_id, state, reason=reason, start_time=tracked.run_dir.started_at(),
+        end_time=ended.end_time, exit_code=status.exit_code, exit_code_signal=status.signal,
+        native_id=tracked.native_id, run=tracked.tag.run,
+        data={"source": "exit file", "slurm_job_id": tracked.native_id, **ended.usage},
+    )
+
+
+class Poller:
+    """Tracks jobs and turns Slurm's answers into updates (see the module doc).
+
+    `cycle()` is one round, callable directly (tests); `start()` runs rounds on
+    a thread and hands their updates to `deliver`.
+    """
+
+    def __init__(
+        self, transport: Transport, gateway: str, deliver: Callable[[list[JobUpdate]], None],
+        *, accounting: bool | None = None, min_interval: float = 0.5,
+        max_interval: float = 5.0, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.gateway = gateway
+        self.deliver = deliver
+        # None: find out (the first sacct that says "no accounting" settles it).
+        self.accounting = accounting
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.clock = clock
+        self.interval = min_interval
+        self.snapshot = Snapshot()
+        self.reachable: bool | None = None
+        self.calls = {"squeue": 0, "sacct": 0}
+        self._tracked: dict[Tag, Tracked] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- tracking --------------------------------------------------------------
+
+    def track(self, tracked: Tracked) -> None:
+        with self._lock:
+            self._tracked[tracked.tag] = tracked
+        self.wake()
+
+    def tracked(self, tag: Tag) -> Tracked | None:
+        with self._lock:
+            return self._tracked.get(tag)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._tracked)
+
+    # -- one round -------------------------------------------------------------
+
+    def refresh(self) -> Snapshot:
+        """One squeue: the cluster's view of jobgate's jobs (raises if unreachable).
+
+        Raises:
+            BackendError: squeue failed.
+        """
+        began = self.clock()
+        self.calls["squeue"] += 1
+        try:
+            jobs = self.transport.queue()
+        except JobgateError:
+            self.reachable = False
+            raise
+        self.reachable = True
+        mine = {job.tag: job for job in jobs
+                if job.tag is not None and job.tag.gateway == self.gateway}
+        self.snapshot = Snapshot(mine, began)
+        return self.snapshot
+
+    def cycle(self) -> list[JobUpdate]:
+        """One round: squeue, and sacct for whatever left it. Nothing is
+        concluded when squeue fails."""
+        with self._lock:
+            if not self._tracked:
+                return []
+        try:
+            snapshot = self.refresh()
+        except JobgateError as exc:
+            log.warning("slurm poller (%s): squeue failed, states kept: %s",
+                        self.gateway, exc.message)
+            return []
+        now = datetime.now(UTC)
+        updates: list[JobUpdate] = []
+        missing: list[Tracked] = []
+        with self._lock:
+            tracked = list(self._tracked.values())
+        for item in tracked:
+            job = snapshot.jobs.get(item.tag)
+            if job is not None and job.native_id == item.native_id:
+                item.last_seen, item.lost = now, False
+                self._report(item, update_from(job, item), updates)
+            elif item.since < snapshot.taken and self.clock() >= item.next_lookup:
+                missing.append(item)
+        if missing:
+            self._resolve(missing, now, updates)
+        return updates
+
+    def _report(self, item: Tracked, update: JobUpdate, updates: list[JobUpdate]) -> None:
+        """Queue `update` when it says something new; a final one ends tracking.
+
+        A job seen pending, then already ended (or completing), ran in between:
+        its start is reported first, since states only move forward one step
+        at a time (PENDING -> COMPLETED is no move of the ledger's)."""
+        key = (update.state, update.reason, update.native_id, update.start_time is not None)
+        if key != item.reported:
+            seen_started = item.reported is not None and item.reported[0] in STARTED
+            if update.start_time is not None and not seen_started \
+                    and update.state not in (JobState.RUNNING, JobState.PENDING):
+                updates.append(JobUpdate(
+                    update.job_id, JobState.RUNNING, start_time=update.start_time,
+                    native_id=update.native_id, run=update.run))
+            item.reported = key
+            updates.append(update)
+        if update.state.final:
+            with self._lock:
+                self._tracked.pop(item.tag, None)
+
+    def _resolve(self, missing: list[Tracked], now: datetime, updates: list[JobUpdate]) -> None:
+        """Jobs that left squeue: sacct (one call), else exit files, else UNKNOWN."""
+        found: dict[str, SlurmJob] = {}
+        looked_up = False
+        if self.accounting is not False:
+            oldest = min(item.last_seen or item.submit_time for item in missing)
+            seconds = int((now - oldest).total_seconds()) + SACCT_SLACK
+            self.calls["sacct"] += 1
+            try:
+                records = self.transport.ended_since(seconds, [i.native_id for i in missing])
+                found = {job.native_id: job for job in records}
+                looked_up = True
+                self.accounting = True
+            except AccountingUnavailable:
+                log.info("slurm poller (%s): no accounting on this cluster", self.gateway)
+                self.accounting = False
+            except JobgateError as exc:
+                log.warning("slurm poller (%s): sacct failed: %s", self.gateway, exc.message)
+        for item in missing:
+            job = found.get(item.native_id)
+            # A job id Slurm gave again (state wiped) to someone else's job is not ours.
+            if job is not None and job.state.final and (job.tag is None or job.tag == item.tag):
+                self._report(item, update_from(job, item), updates)
+                continue
+            from_file = update_from_exit_file(item)
+            if from_file is not None:
+                self._report(item, from_file, updates)
+                continue
+            if self.accounting and not looked_up:
+                continue  # sacct failed this time: ask again next round
+            item.next_lookup = self.clock() + LOST_RETRY
+            if not item.lost:
+                item.lost = True
+                where = "squeue, sacct or" if self.accounting else "squeue or"
+                self._report(item, JobUpdate(
+                    item.tag.job_id, JobState.UNKNOWN,
+                    reason=f"Slurm job {item.native_id} is in neither {where} its exit file",
+                    native_id=item.native_id, run=item.tag.run), updates)
+
+    # -- the thread ------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Poll soon (a job was submitted or a verb sent)."""
+        self.interval = self.min_interval
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name=f"jobgate-slurm-{self.gateway}")
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            try:
+                updates = self.cycle()
+                if updates:
+                    busy = True
+                    self.deliver(updates)
+            except Exception:  # keep polling; the next round retries
+                log.exception("slurm poller (%s): round failed", self.gateway)
+            idle = self.count() == 0
+            if busy:
+                self.interval = self.min_interval
+            elif self.reachable is False:
+                self.interval = self.max_interval
+            else:
+                self.interval = min(self.interval * 1.5, self.max_interval)
+            # Nothing tracked: sleep until a job is handed over.
+            self._wake.wait(None if idle else self.interval)
+            self._wake.clear()
