@@ -20,6 +20,10 @@ it and runs nothing) and ``exit.json`` (the true wait status and usage, written
 atomically and durably). ``daemon.lock`` is held by the live daemon for its
 whole life, and ``daemon.json`` names it: a run started by a daemon that is no
 longer alive, with no ``exit.json``, has been lost.
+
+One thread owns the jobs (orders, reaping, timers); WORKERS threads do the file
+system work and the spawns, each run always on the same worker, and hand their
+results back through a queue.
 """
 
 from __future__ import annotations
@@ -28,14 +32,17 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import selectors
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +51,11 @@ from typing import Any, BinaryIO
 MEMORY_SAMPLE_INTERVAL = 0.5
 IDLE_EXIT = 2.0  # seconds without jobs or gateway before the daemon leaves
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+# Threads that write a run's files and spawn its process: creating a file costs
+# as much as a fork here, so two jobs' file work overlaps. A run always goes to
+# the same thread, which keeps its launch and its exit record in order.
+WORKERS = 2
+Task = tuple[Path, Callable[[], tuple[Any, ...]]]
 
 
 def now_iso() -> str:
@@ -146,6 +158,15 @@ class Daemon:
         self.clients: dict[socket.socket, bytes] = {}
         self.selector = selectors.DefaultSelector()
         self.next_sample: float | None = None
+        # Runs handed to a worker and not yet running, with the orders that
+        # came for them meanwhile (applied once they run).
+        self.spawning: dict[str, list[dict[str, Any]]] = {}
+        # Children reaped before their worker had reported them.
+        self.reaped_early: dict[int, tuple[int, Any, str]] = {}
+        self.workers: list[queue.SimpleQueue[Task]] = []
+        self.results: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.in_flight = 0  # tasks given to workers whose result is not collected
+        self.wake_write = -1
 
     def serve(self) -> None:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +189,11 @@ class Daemon:
         os.set_blocking(wake_read, False)
         os.set_blocking(wake_write, False)
         signal.set_wakeup_fd(wake_write)
+        self.wake_write = wake_write
+        for _ in range(WORKERS):
+            tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
+            self.workers.append(tasks)
+            threading.Thread(target=self._work, args=(tasks,), daemon=True).start()
         signal.signal(signal.SIGCHLD, lambda *_: None)
         for ignored in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(ignored, signal.SIG_IGN)
@@ -184,11 +210,12 @@ class Daemon:
                 else:
                     self._read(key.fileobj)  # type: ignore[arg-type]
             try:
+                self._collect()
                 self._reap()
                 self._timers()
             except Exception:  # keep watching the other jobs
                 traceback.print_exc()
-            if self.runs or self.clients:
+            if self.runs or self.clients or self.in_flight:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > IDLE_EXIT:
                 # Stop listening first, then take what raced in; leave only when
@@ -244,13 +271,21 @@ class Daemon:
 
     def _handle(self, conn: socket.socket, order: dict[str, Any]) -> None:
         key = order.get("dir", "")
-        run = self.runs.get(key)
         op = order.get("op")
         if op == "launch":
-            self._launch(conn, Path(key), order["launch"])
-        elif run is None:
-            return  # not running here (ended, or never started): nothing to do
-        elif op == "cancel":
+            if key not in self.runs and key not in self.spawning:  # else: never twice
+                self.spawning[key] = []
+                path, launch = Path(key), order["launch"]
+                self._give(path, lambda: self._launch(conn, path, launch))
+        elif key in self.spawning:
+            self.spawning[key].append(order)
+        elif key in self.runs:
+            self._apply(self.runs[key], order)
+        # else not running here (ended, or never started): nothing to do
+
+    def _apply(self, run: Run, order: dict[str, Any]) -> None:
+        op = order.get("op")
+        if op == "cancel":
             run.cancelled = True
             run.stop()
         elif op == "signal":
@@ -270,33 +305,77 @@ class Daemon:
             run.suspended_total += moment - run.suspended_since
             run.suspended_since = None
 
+    # -- the workers ----------------------------------------------------------
+
+    def _give(self, path: Path, task: Callable[[], tuple[Any, ...]]) -> None:
+        self.in_flight += 1
+        self.workers[hash(str(path)) % len(self.workers)].put((path, task))
+
+    def _work(self, tasks: queue.SimpleQueue[Task]) -> None:
+        while True:
+            path, task = tasks.get()
+            try:
+                result = task()
+            except Exception:  # e.g. a full disk: the gateway's probe finds the run
+                traceback.print_exc()
+                result = ("skipped", path)
+            self.results.put(result)
+            with contextlib.suppress(BlockingIOError):
+                os.write(self.wake_write, b"w")
+
+    def _collect(self) -> None:
+        """Take in what the workers did (main thread)."""
+        while True:
+            try:
+                result = self.results.get_nowait()
+            except queue.Empty:
+                return
+            self.in_flight -= 1
+            kind, *rest = result
+            if kind == "running":
+                self._running(*rest)
+            elif kind == "ended":
+                path, conn = rest
+                self.spawning.pop(str(path), None)
+                if conn is None or conn in self.clients:
+                    self._tell({"ended": str(path)}, only=conn)
+            elif kind == "skipped":
+                self.spawning.pop(str(rest[0]), None)
+
     # -- jobs ---------------------------------------------------------------
 
-    def _launch(self, conn: socket.socket, path: Path, launch: dict[str, Any]) -> None:
+    def _launch(self, conn: socket.socket, path: Path, launch: dict[str, Any]) -> tuple[Any, ...]:
+        """Start a run (worker thread): its files, then its process."""
         path.mkdir(parents=True, exist_ok=True)
         if (path / "started.json").exists():
             if (path / "exit.json").exists():
-                self._tell({"ended": str(path)}, only=conn)
-            return  # launched before: never twice
+                return ("ended", path, conn)
+            return ("skipped", path)  # launched before: never twice
         write_json_atomic(path / "started.json", {"daemon": self.identity, "at": now_iso()})
         start_iso = now_iso()
         if (path / "cancel").exists():
-            self._finish(path, start_iso, None, {"cancelled": True, "never_started": True})
-            return
+            return self._finish(path, start_iso, None, {"cancelled": True, "never_started": True})
         try:
             proc = self._spawn(path, launch)
         except Exception as exc:
             (path / "launch.error").write_text(f"{type(exc).__name__}: {exc}\n")
-            self._finish(path, start_iso, None, {"launch_error": f"{exc}"})
-            return
+            return self._finish(path, start_iso, None, {"launch_error": f"{exc}"})
+        return ("running", path, launch, proc, start_iso, time.monotonic())
+
+    def _running(self, path: Path, launch: dict[str, Any], proc: subprocess.Popen[bytes],
+                 start_iso: str, started_mono: float) -> None:
         memory = launch.get("memory_limit")
-        run = Run(path=path, launch=launch, proc=proc, started_mono=time.monotonic(),
+        run = Run(path=path, launch=launch, proc=proc, started_mono=started_mono,
                   start_iso=start_iso, time_limit=launch.get("time_limit"),
                   memory_limit_kib=memory * 1024 if memory else None)
         self.runs[str(path)] = run
         self.by_pid[proc.pid] = run
         if run.memory_limit_kib is not None and self.next_sample is None:
             self.next_sample = time.monotonic() + MEMORY_SAMPLE_INTERVAL
+        for order in self.spawning.pop(str(path), []):
+            self._apply(run, order)
+        if proc.pid in self.reaped_early:
+            self._ended(run, *self.reaped_early.pop(proc.pid))
 
     def _spawn(self, path: Path, launch: dict[str, Any]) -> subprocess.Popen[bytes]:
         if launch.get("script") is not None:
@@ -337,30 +416,40 @@ class Daemon:
                 return
             if pid == 0:
                 return
-            run = self.by_pid.pop(pid, None)
-            if run is None:
+            run = self.by_pid.get(pid)
+            if run is None:  # its worker has not reported it yet
+                self.reaped_early[pid] = (status, usage, now_iso())
                 continue
-            del self.runs[str(run.path)]
-            run.proc.returncode = os.waitstatus_to_exitcode(status)
-            if run.suspended_since is not None:
-                run.suspended_total += time.monotonic() - run.suspended_since
-            self._finish(run.path, run.start_iso, pid, {
-                "cancelled": run.cancelled,
-                "timed_out": run.timed_out,
-                "out_of_memory": run.out_of_memory,
-                "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-                "cpu_user": usage.ru_utime,
-                "cpu_system": usage.ru_stime,
-                "max_rss_kib": max(usage.ru_maxrss, run.max_rss_kib),
-                "suspended_seconds": round(run.suspended_total, 3),
-            })
+            self._ended(run, status, usage, now_iso())
 
-    def _finish(self, path: Path, start: str, pid: int | None, outcome: dict[str, Any]) -> None:
+    def _ended(self, run: Run, status: int, usage: Any, end_iso: str) -> None:
+        pid = run.proc.pid
+        del self.by_pid[pid]
+        del self.runs[str(run.path)]
+        run.proc.returncode = os.waitstatus_to_exitcode(status)
+        if run.suspended_since is not None:
+            run.suspended_total += time.monotonic() - run.suspended_since
+        outcome = {
+            "cancelled": run.cancelled,
+            "timed_out": run.timed_out,
+            "out_of_memory": run.out_of_memory,
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "cpu_user": usage.ru_utime,
+            "cpu_system": usage.ru_stime,
+            "max_rss_kib": max(usage.ru_maxrss, run.max_rss_kib),
+            "suspended_seconds": round(run.suspended_total, 3),
+        }
+        path, start = run.path, run.start_iso
+        self._give(path, lambda: self._finish(path, start, pid, outcome, end_iso))
+
+    def _finish(self, path: Path, start: str, pid: int | None, outcome: dict[str, Any],
+                end_iso: str | None = None) -> tuple[Any, ...]:
+        """Record how a run ended (worker thread); then the gateway is told."""
         write_json_atomic(path / "exit.json", {
-            "start_time": start, "end_time": now_iso(), "pid": pid, **outcome,
+            "start_time": start, "end_time": end_iso or now_iso(), "pid": pid, **outcome,
         }, durable=True)
-        self._tell({"ended": str(path)})
+        return ("ended", path, None)
 
     def _timers(self) -> None:
         moment = time.monotonic()
