@@ -1,14 +1,32 @@
-"""Fixtures of the backend contract suite."""
+"""Fixtures of the backend contract suite: every test runs against each backend
+(the local cluster, and a real Slurm cluster started by scripts/slurm.sh), unless
+it names the one it is about with `@pytest.mark.parametrize("kind", [...])`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from backend_harness import Harness
 
+from jobgate.backends.base import Backend
 from jobgate.backends.local import LocalBackend
+from jobgate.backends.slurm import SlurmBackend
+from jobgate.config import ClusterConfig
+from slurm_cluster import slurm_cluster
+
+__all__ = ["slurm_cluster"]
+
+# How much longer Slurm's waits are: its scheduler starts jobs on passes about a
+# second apart, and time limits are enforced by a check every ~30 s on top of
+# limits that count whole minutes.
+PATIENCE = {"local": 1.0, "slurm": 6.0}
+
+
+@pytest.fixture(params=["local", "slurm"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
@@ -24,12 +42,29 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def backend(home: Path) -> Iterator[LocalBackend]:
-    backend = LocalBackend(home, kill_wait=1.0)
+def make_backend(kind: str, home: Path, request: pytest.FixtureRequest
+                 ) -> Callable[[], Backend]:
+    """A new backend of the kind under test over the same home (a restarted gateway)."""
+    if kind == "slurm":
+        request.getfixturevalue("slurm_cluster")
+
+    def make() -> Backend:
+        if kind == "local":
+            return LocalBackend(home, kill_wait=1.0)
+        return SlurmBackend(home, cluster="slurm", config=ClusterConfig(backend="slurm"))
+
+    return make
+
+
+@pytest.fixture
+def backend(make_backend: Callable[[], Backend]) -> Iterator[Backend]:
+    backend = make_backend()
     yield backend
     backend.close()
 
 
 @pytest.fixture
-def harness(backend: LocalBackend, workdir: Path) -> Harness:
-    return Harness(backend, workdir)
+def harness(backend: Backend, workdir: Path, kind: str) -> Iterator[Harness]:
+    harness = Harness(backend, workdir, patience=PATIENCE[kind])
+    yield harness
+    harness.cleanup()
