@@ -8,11 +8,11 @@ standard library and pydantic only.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jobgate.domain.parsing import parse_duration, parse_memory
@@ -175,11 +175,16 @@ def _count_ranges(group: str, hostlist: str) -> int:
     return count
 
 
+_TRES_KEYS = {"cpu": "cpus", "cpus": "cpus", "ncpus": "cpus", "mem": "memory",
+              "memory": "memory", "node": "nodes", "nodes": "nodes", "gpu": "gpus",
+              "gpus": "gpus"}
+
+
 def tres(resources: list[str] | dict[str, Any] | str | None) -> dict[str, int]:
     """cpus, memory (MiB), gpus and nodes out of a TRES list, string or object.
 
     Entries that are not `key=value` or name something else are left out (they
-    stay in registry_data).
+    stay in registry_data); GPUs of several types (gres/gpu:a100=2) add up.
 
     Raises:
         InvalidSpecError: a known key with a value that is not a count or a size.
@@ -187,22 +192,26 @@ def tres(resources: list[str] | dict[str, Any] | str | None) -> dict[str, int]:
     if resources is None:
         return {}
     if isinstance(resources, dict):
-        items = [(str(k), v) for k, v in resources.items()]
+        items: list[tuple[str, Any]] = [(str(k), v) for k, v in resources.items()]
     else:
-        entries = resources.split(",") if isinstance(resources, str) else resources
-        items = [tuple(entry.split("=", 1)) for entry in entries if "=" in entry]  # type: ignore[misc]
+        items = []
+        for entry in resources.split(",") if isinstance(resources, str) else resources:
+            key, sep, value = entry.partition("=")
+            if sep:
+                items.append((key, value))
     found: dict[str, int] = {}
     for key, value in items:
         name = key.strip().lower()
+        kind = _TRES_KEYS.get(name) or ("gpus" if name.startswith("gres/gpu") else None)
+        if kind is None:
+            continue
         field = f"allocated_resources.{key.strip()}"
-        if name in ("cpu", "cpus", "ncpus"):
-            found["cpus"] = _count(field, value)
-        elif name in ("mem", "memory"):
+        if kind == "memory":
             found["memory"] = _size(field, value)
-        elif name in ("node", "nodes"):
-            found["nodes"] = _count(field, value)
-        elif name in ("gpu", "gpus") or name.startswith("gres/gpu"):
+        elif kind == "gpus":
             found["gpus"] = found.get("gpus", 0) + _count(field, value)
+        else:
+            found[kind] = _count(field, value)
     return found
 
 
@@ -216,8 +225,16 @@ def _count(field: str, value: Any) -> int:
     return number
 
 
+_WHOLE_SIZE = re.compile(r"([0-9]+)([MGT]?)(?:I?B)?", re.IGNORECASE)
+_MIB = {"": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
 def _size(field: str, value: Any) -> int:
-    mib = parse_memory(value.strip() if isinstance(value, str) else value, field)
+    whole = _WHOLE_SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if whole is not None:  # the usual TRES form ("256G"), without fractions
+        mib = int(whole.group(1)) * _MIB[whole.group(2).upper()]
+    else:
+        mib = parse_memory(value.strip() if isinstance(value, str) else value, field)
     if mib > INT32:
         raise InvalidSpecError(field, value, f"larger than {INT32} MiB")
     return mib
@@ -238,34 +255,42 @@ def parse_record(data: Any) -> RegistryRecord:
     """
     if not isinstance(data, dict):
         raise InvalidSpecError("record", type(data).__name__, "a record must be a JSON object")
-    check_text(data)
+    size = check_text(data)
     try:
-        return RegistryRecord.model_validate(data)
+        record = RegistryRecord.model_validate(data)
     except ValidationError as exc:
         raise invalid_spec_from(exc) from exc
+    if record.additional_data is not None and size > MAX_ADDITIONAL_BYTES and len(
+            orjson.dumps(record.additional_data, default=str)) > MAX_ADDITIONAL_BYTES:
+        raise InvalidSpecError("additional_data", "...",
+                               f"larger than {MAX_ADDITIONAL_BYTES} bytes as JSON")
+    return record
 
 
-def check_text(data: dict[str, Any]) -> None:
+def check_text(data: dict[str, Any]) -> int:
     """Refuse text that neither store can hold: NUL characters, lone surrogates.
+    Returns the size of the record as JSON.
 
     Raises:
         InvalidSpecError: naming the record's field.
     """
-    if _storable(data):
-        return
+    size = _storable(data)
+    if size is not None:
+        return size
     for key, value in data.items():
-        if not _storable({key: value}):
+        if _storable({key: value}) is None:
             raise InvalidSpecError(str(key)[:64], "...",
                                    "text must be valid Unicode without NUL characters")
+    raise AssertionError("unreachable: some field failed")  # pragma: no cover
 
 
-def _storable(value: Any) -> bool:
+def _storable(value: Any) -> int | None:
+    """The JSON size of `value`, or None when a store could not hold its text."""
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-        text.encode()
-    except (UnicodeEncodeError, ValueError):
-        return False
-    return "\\u0000" not in text
+        text = orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:  # lone surrogates, which UTF-8 cannot carry
+        return None
+    return None if b"\\u0000" in text else len(text)
 
 
 def ledger_columns(record: RegistryRecord) -> dict[str, Any]:
@@ -303,10 +328,6 @@ def ledger_columns(record: RegistryRecord) -> dict[str, Any]:
         ("allocated_resources", record.allocated_resources),
         ("additional_data", record.additional_data),
     ) if value is not None}
-    if record.additional_data is not None and len(
-            json.dumps(record.additional_data)) > MAX_ADDITIONAL_BYTES:
-        raise InvalidSpecError("additional_data", "...",
-                               f"larger than {MAX_ADDITIONAL_BYTES} bytes as JSON")
     return {
         "native_id": None if record.job_id is None else str(record.job_id),
         "array_job_id": record.group_id, "array_task_id": record.group_index,

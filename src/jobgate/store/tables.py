@@ -28,6 +28,10 @@ NAMING_CONVENTION = {
 }
 
 
+REGISTRY_NATIVE = "source = 'registry' AND native_id IS NOT NULL"
+REGISTRY_ARRAY = "source = 'registry' AND array_job_id IS NOT NULL"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -97,13 +101,14 @@ class JobRow(Base):
         Index("ix_jobs_partition_id", "partition", "id"),
         Index("ix_jobs_array", "array_job_id", "array_task_id"),
         # The registry's upsert keys: (cluster, job_id) and (cluster, group_id,
-        # group_index), unique among registry jobs only (NULLs never collide).
+        # group_index), unique among registry jobs only. Each index covers only
+        # the rows that have its key, so that a lookup by one key can never use
+        # the other's index (a planner with stale statistics would).
         Index("ux_jobs_registry_native", "cluster", "native_id", unique=True,
-              sqlite_where=text("source = 'registry'"),
-              postgresql_where=text("source = 'registry'")),
+              sqlite_where=text(REGISTRY_NATIVE), postgresql_where=text(REGISTRY_NATIVE)),
         Index("ux_jobs_registry_array", "cluster", "array_job_id", "array_task_id",
-              unique=True, sqlite_where=text("source = 'registry'"),
-              postgresql_where=text("source = 'registry'")),
+              unique=True, sqlite_where=text(REGISTRY_ARRAY),
+              postgresql_where=text(REGISTRY_ARRAY)),
     )
 
 

@@ -16,7 +16,9 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-REGISTRY_ONLY = "source = 'registry'"
+# Each key's index covers only the registry jobs that have that key.
+REGISTRY_NATIVE = "source = 'registry' AND native_id IS NOT NULL"
+REGISTRY_ARRAY = "source = 'registry' AND array_job_id IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -33,11 +35,11 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ux_jobs_registry_native", ["cluster", "native_id"], unique=True,
-            sqlite_where=sa.text(REGISTRY_ONLY), postgresql_where=sa.text(REGISTRY_ONLY),
+            sqlite_where=sa.text(REGISTRY_NATIVE), postgresql_where=sa.text(REGISTRY_NATIVE),
         )
         batch_op.create_index(
             "ux_jobs_registry_array", ["cluster", "array_job_id", "array_task_id"], unique=True,
-            sqlite_where=sa.text(REGISTRY_ONLY), postgresql_where=sa.text(REGISTRY_ONLY),
+            sqlite_where=sa.text(REGISTRY_ARRAY), postgresql_where=sa.text(REGISTRY_ARRAY),
         )
 
 
