@@ -180,8 +180,9 @@ def test_jobs_run_here_count_as_the_api_shows_them(api: Api) -> None:
     ({"group_by": "account"}, "group_by", "'project', 'user', 'cluster', 'partition', "
                                           "'state' or 'day'"),
     ({}, "group_by", "Field required"),
-    ({"group_by": "user", "since": "yesterday"}, "since", "datetime"),
+    ({"group_by": "user", "since": "yesterday"}, "since", "must be an ISO 8601 time"),
     ({"group_by": "user", "until": "2024-13-01"}, "until", "datetime"),
+    ({"group_by": "user", "until": "1709287200"}, "until", "must be an ISO 8601 time"),
     ({"group_by": "user", "since": "2024-03-02T00:00:00Z", "until": "2024-03-01T00:00:00Z"},
      "since", "must not be after until"),
 ])

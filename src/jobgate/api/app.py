@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from jobgate import __version__
+from jobgate.api.error_docs import install_error_docs
 from jobgate.api.errors import install_error_handlers
 from jobgate.api.limits import BodySizeLimit
 from jobgate.api.routes import (
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A job gateway for compute clusters.",
     )
     install_error_handlers(app)
+    install_error_docs(app)
     app.add_middleware(BodySizeLimit, upload_max_bytes=settings.upload_max_total_bytes,
                        upload_max_files=settings.upload_max_files)
     app.include_router(health.router)

@@ -84,7 +84,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # Not a missing job: a wrong path, as a client with a bad base URL sends.
         code, message = "no_route", f"no such route: {request.method} {request.url.path}"
     else:
-        code = {405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 405: "method_not_allowed"}.get(exc.status_code,
+                                                                   "http_error")
         message = str(exc.detail)
     return JSONResponse(error_body(code, message), status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
@@ -101,7 +102,14 @@ def too_large_response(max_bytes: int, limit: str | None = None) -> JSONResponse
     )
 
 
+async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    # A bug: the server logs it with its traceback; the client gets the usual shape.
+    return JSONResponse(error_body("internal", "internal error; the server log has the details"),
+                        status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(JobgateError, _jobgate_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -298,3 +298,14 @@ class DeliveryOut(BaseModel):
 class DeliveryList(BaseModel):
     deliveries: list[DeliveryOut]
     next_cursor: str | None
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx and 5xx answer."""
+
+    error: str = Field(description=(
+        "A stable code: invalid, not_found, conflict, unauthorized, forbidden, "
+        "too_large, rate_limited, not_implemented, backend_error, ..."))
+    message: str = Field(description="What went wrong, and what to fix")
+    details: Any = Field(None, description=(
+        "Structured facts: for `invalid`, a list of {field, value, reason}"))

@@ -24,6 +24,8 @@ JOBS = Base.metadata.tables["jobs"]
 JOB_TAGS = Base.metadata.tables["job_tags"]
 JOB_EVENTS = Base.metadata.tables["job_events"]
 _INSERT_JOB = JOBS.insert().returning(JOBS.c.id)
+# Ids are BIGINT: a larger one names no job (and the drivers cannot even send it).
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def decode_cursor(cursor: str) -> int:
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("j"):
+        if not raw.startswith("j") or not 0 < int(raw[1:]) <= MAX_ID:
             raise ValueError(raw)
         return int(raw[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
@@ -136,6 +138,8 @@ class JobRepository:
     def get(self, job_id: int, *, for_update: bool = False,
             include_deleted: bool = False) -> JobRow | None:
         """A job by id; a deleted one (a tombstone) only with `include_deleted`."""
+        if not 0 < job_id <= MAX_ID:
+            return None
         query = select(JobRow).where(JobRow.id == job_id)
         if not include_deleted:
             query = query.where(JobRow.deleted_at.is_(None))
@@ -364,6 +368,8 @@ class JobRepository:
         user_name: str | None = None, states: Sequence[JobState] = (),
     ) -> list[EventRecord]:
         """The log after `after_seq`, oldest first, filtered by job, owner and new state."""
+        if after_seq >= MAX_ID or (job_id is not None and not 0 < job_id <= MAX_ID):
+            return []
         query = select(JobEventRow).where(JobEventRow.seq > after_seq)
         if job_id is not None:
             query = query.where(JobEventRow.job_id == job_id)
@@ -413,7 +419,7 @@ def states_of_refs(session: Session, refs: Iterable[JobRef]) -> dict[JobRef, lis
     """The states each reference stands for: a job's own, every task of an array
     job, or one task. Unknown references are left out."""
     refs = set(refs)
-    ids = {ref.job_id for ref in refs}
+    ids = {ref.job_id for ref in refs if 0 < ref.job_id <= MAX_ID}
     if not ids:
         return {}
     rows = session.execute(

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from jobgate.api.deps import GatewayDep, UserDep
+from jobgate.api.error_docs import errors
 from jobgate.api.schemas import (
     HoldRequest,
     JobOut,
@@ -16,17 +17,18 @@ from jobgate.api.schemas import (
     SignalRequest,
 )
 
-router = APIRouter(prefix="/v1/jobs", tags=["control"])
+# Every verb: not in this state (409), not on this cluster (501), the backend failed (503).
+router = APIRouter(prefix="/v1/jobs", tags=["control"], responses=errors(409, 501, 503))
 
 
-@router.post("/{job_id}/hold", response_model=JobOut)
+@router.post("/{job_id}/hold", response_model=JobOut, responses=errors(403))
 def hold_job(job_id: int, gateway: GatewayDep, user: UserDep,
              body: HoldRequest | None = None) -> JobOut:
     """Keep a pending job from starting; `mode: admin` needs an admin."""
     return JobOut.of(gateway.control.hold(job_id, user, (body or HoldRequest()).mode))
 
 
-@router.post("/{job_id}/release", response_model=JobOut)
+@router.post("/{job_id}/release", response_model=JobOut, responses=errors(403))
 def release_job(job_id: int, gateway: GatewayDep, user: UserDep) -> JobOut:
     return JobOut.of(gateway.control.release(job_id, user))
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from jobgate.api.deps import GatewayDep, UserDep
+from jobgate.api.error_docs import errors
 from jobgate.api.routes import uploads
 from jobgate.api.schemas import (
     BatchOut,
@@ -32,7 +33,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 FOLLOW_INTERVAL = 0.2
 
 
-@router.post("", status_code=201, response_model=JobOut, openapi_extra=uploads.SUBMIT_DOC)
+@router.post("", status_code=201, response_model=JobOut, responses=errors(429),
+             openapi_extra=uploads.SUBMIT_DOC)
 def submit_job(
     spec: JobSpec, gateway: GatewayDep, user: UserDep,
     idempotency_key: Annotated[str | None, Header(
@@ -52,7 +54,7 @@ def submit_job(
     return JSONResponse(body, status_code=status)
 
 
-@router.post(":batch", status_code=201, response_model=BatchOut)
+@router.post(":batch", status_code=201, response_model=BatchOut, responses=errors(429))
 def submit_batch(body: BatchRequest, gateway: GatewayDep, user: UserDep) -> BatchOut:
     """Submit up to 1,000 jobs in one transaction: all are accepted, or none (the
     error names the job by its index). An array counts as one job here."""
@@ -86,7 +88,7 @@ def get_job(job_id: int, gateway: GatewayDep, user: UserDep) -> JobOut:
     return JobOut.of(gateway.jobs.get(job_id, user))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut)
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=errors(409, 501, 503))
 def cancel_job(job_id: int, gateway: GatewayDep, user: UserDep) -> JobOut:
     """Cancel: a pending job ends at once; a running one is signalled (SIGTERM,
     then SIGKILL after the grace period) and reaches CANCELLED shortly after."""
