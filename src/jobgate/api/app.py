@@ -20,6 +20,7 @@ from jobgate.api.routes import (
     health,
     jobs,
     metrics,
+    registry,
     stats,
     uploads,
     webhooks,
@@ -61,4 +62,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
     app.include_router(stats.router)
+    app.include_router(registry.router)
     return app

@@ -56,6 +56,12 @@ class JobOut(BaseModel):
     cpu_time: float | None = Field(description="User + system CPU seconds of the process tree")
     max_rss: int | None = Field(description="Peak resident memory of the job, KiB")
     elapsed_cpu_time: int = Field(description="run_time x cpus")
+    source: str = Field(description="gateway: submitted here; registry: pushed into the "
+                                    "registry by an outside scheduler (no verbs apply)")
+    registry_data: dict[str, Any] | None = Field(description=(
+        "A registry job's record fields that have no field here (project_oid, "
+        "priority_id, reservation, cluster_cockpit_id, nodes, allocated_resources, "
+        "additional_data)"))
 
     @classmethod
     def of(cls, job: JobRecord) -> JobOut:
@@ -298,6 +304,24 @@ class DeliveryOut(BaseModel):
 class DeliveryList(BaseModel):
     deliveries: list[DeliveryOut]
     next_cursor: str | None
+
+
+class RegistryResult(BaseModel):
+    index: int = Field(description="The record's place in the request, from 0")
+    status: Literal["created", "updated", "unchanged", "rejected"]
+    id: int | None = Field(description="The ledger's job id (null when rejected)")
+    field: str | None = Field(None, description="When rejected: the field to fix")
+    reason: str | None = Field(None, description="When rejected: why, and what to fix")
+
+
+class RegistryAnswer(BaseModel):
+    """What became of each record, in the order sent."""
+
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    results: list[RegistryResult]
 
 
 class ErrorOut(BaseModel):

@@ -116,6 +116,11 @@ class WebhookDispatcher:
         self._thread: threading.Thread | None = None
         self._frontier: int | None = None
         self._scanned_at = float("-inf")
+        # Whether any webhook exists, and when that was last asked: with none,
+        # a commit must not cost a transaction here (it would queue for the
+        # store's write lock beside the engine and the submitters).
+        self._any_webhook = True
+        self._any_asked_at = float("-inf")
         self._first_seen: dict[int, float] = {}
         self._in_flight: dict[Future[Outcome], DueDelivery] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -190,6 +195,9 @@ class WebhookDispatcher:
 
     def run_once(self) -> None:
         """Record what finished, make deliveries of new events, send what is due."""
+        if not self._in_flight and not self._webhooks_exist():
+            self._wake.clear()
+            return
         done = {future: item for future, item in self._in_flight.items() if future.done()}
         with self.sessions.begin() as session:
             repo = WebhookRepository(session)
@@ -211,10 +219,20 @@ class WebhookDispatcher:
         for item in due:
             self._in_flight[self._pool.submit(self._post, item)] = item
 
+    def _webhooks_exist(self) -> bool:
+        """Asked of the store at most once an interval while there are none."""
+        moment = time.monotonic()
+        if not self._any_webhook and moment - self._any_asked_at >= self.interval:
+            self._any_asked_at = moment
+            with self.sessions() as session:
+                self._any_webhook = WebhookRepository(session).any()
+        return self._any_webhook
+
     def _enqueue(self, repo: WebhookRepository) -> bool:
         """Make the deliveries of the events past the watermarks; True when a
         limit cut this short."""
         subscribers = repo.subscribers()
+        self._any_webhook, self._any_asked_at = bool(subscribers), time.monotonic()
         if not subscribers:
             self._frontier = None
             return False

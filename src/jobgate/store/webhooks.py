@@ -113,6 +113,9 @@ class WebhookRepository:
         self.session.flush()
         return row
 
+    def any(self) -> bool:
+        return self.session.scalar(select(WebhookRow.id).limit(1)) is not None
+
     def count_of(self, user_name: str) -> int:
         return self.session.scalar(
             select(func.count()).select_from(WebhookRow)
