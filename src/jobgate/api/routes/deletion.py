@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from jobgate.api.deps import GatewayDep, UserDep
-
-# Ids are 64-bit in the store: a larger number names no job.
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+from jobgate.api.error_docs import errors
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response,
-               responses={409: {"description": "The job is active and force is not set"},
-                          501: {"description": "force: the job's cluster cannot cancel"},
-                          503: {"description": "force: the cluster could not be reached"}})
+               responses=errors(409, 501, 503))
 def delete_job(
-    job_id: JobId, gateway: GatewayDep, user: UserDep,
+    job_id: int, gateway: GatewayDep, user: UserDep,
     force: Annotated[bool, Query(description="Cancel an active job first")] = False,
 ) -> Response:
     """Delete an ended job: it answers 404 from then on and its run and default

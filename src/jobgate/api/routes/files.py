@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from jobgate.api.deps import GatewayDep, UserDep
-from jobgate.api.routes.deletion import JobId
+from jobgate.api.error_docs import errors
 from jobgate.api.schemas import FileList
 from jobgate.service.jobfiles import MAX_LISTING, Download
 
 router = APIRouter(prefix="/v1/jobs", tags=["files"])
 
 CHUNK = 256 * 1024
-_LEADS_OUT: dict[int | str, dict[str, Any]] = {
-    403: {"description": "A symbolic link that leads outside the working directory"}}
+_LEADS_OUT = {403: {**errors(403)[403], "description":
+                    "A symbolic link that leads outside the job's working directory"},
+              501: {**errors(501)[501], "description": "A registry job (no files here)"}}
 
 
 @router.get("/{job_id}/files", response_model=FileList, responses=_LEADS_OUT)
 def list_files(
-    job_id: JobId, gateway: GatewayDep, user: UserDep,
+    job_id: int, gateway: GatewayDep, user: UserDep,
     path: Annotated[str, Query(max_length=4096,
                                description="A directory in the working directory")] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LISTING)] = MAX_LISTING,
@@ -38,7 +39,7 @@ def list_files(
 
 @router.get("/{job_id}/files/{path:path}", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}, **_LEADS_OUT})
-def download_file(job_id: JobId, path: str, gateway: GatewayDep, user: UserDep
+def download_file(job_id: int, path: str, gateway: GatewayDep, user: UserDep
                   ) -> StreamingResponse:
     """One file of the job's working directory. `..`, absolute paths and links
     that lead outside the directory are refused."""
