@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query
@@ -18,7 +18,7 @@ from jobgate.service.jobfiles import MAX_LISTING, Download
 router = APIRouter(prefix="/v1/jobs", tags=["files"])
 
 CHUNK = 256 * 1024
-_LEADS_OUT = {403: {**errors(403)[403], "description":
+_LEADS_OUT: dict[int | str, dict[str, Any]] = {403: {**errors(403)[403], "description":
                     "A symbolic link that leads outside the job's working directory"},
               501: {**errors(501)[501], "description": "A registry job (no files here)"}}
 
