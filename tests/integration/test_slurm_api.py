@@ -146,3 +146,27 @@ def test_an_array_with_a_dependency_runs_the_same_on_local_and_slurm(api: Client
         ("FAILED", 2, "task 2 of 4\n"), ("COMPLETED", 0, "task 3 of 4\n"),
         ("COMPLETED", 0, "after the sweep\n"),
     ]
+
+
+def test_hold_release_and_modify_a_job_in_slurms_queue(api: Client) -> None:
+    cpus = api.get("/v1/clusters/slurm")["resources"]["nodes"][0]["cpus"]
+    blocker = api.submit(command="sleep 120", partition="long", cpus_per_task=cpus)
+    api.wait(blocker["id"], lambda job: job["state"] == "RUNNING")
+    queued = api.submit(command="echo ran", partition="long", cpus_per_task=cpus)
+    api.wait(queued["id"], lambda job: job["state_reason"] == "Resources")
+    held = api.post(f"/v1/jobs/{queued['id']}/hold")
+    assert (held["held"], held["state_reason"]) == (True, "JobHeldUser")
+    # Slurm holds it: with the node free it still does not start.
+    api.post(f"/v1/jobs/{blocker['id']}/cancel")
+    assert api.final(blocker["id"])["state"] == "CANCELLED"
+    moved = api.client.patch(f"/v1/jobs/{queued['id']}", json={"time_limit": 120},
+                             headers=api.headers)
+    assert moved.status_code == 200, moved.text
+    frozen = api.client.patch(f"/v1/jobs/{queued['id']}", json={"ntasks": 2},
+                              headers=api.headers)
+    assert frozen.status_code == 409 and "ntasks" in frozen.text
+    time.sleep(3)
+    assert api.get(f"/v1/jobs/{queued['id']}")["state"] == "PENDING"
+    api.post(f"/v1/jobs/{queued['id']}/release")
+    end = api.final(queued["id"])
+    assert (end["state"], end["time_limit"]) == ("COMPLETED", 120)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from jobgate.config import PartitionConfig
 from jobgate.domain.job import JobRecord, JobUpdate
@@ -135,6 +135,26 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Stop watching; jobs keep running."""
+
+
+@runtime_checkable
+class QueueControl(Protocol):
+    """Verbs of a backend whose cluster queues jobs (Capabilities.queues), for
+    jobs handed over that have not started: the cluster holds them, not jobgate."""
+
+    def hold(self, job: JobRecord, *, admin: bool = False) -> None:
+        """Keep a queued job from starting (Slurm's JobHeldUser, or JobHeldAdmin).
+
+        Raises:
+            ConflictError: the job is no longer pending there.
+        """
+
+    def release(self, job: JobRecord) -> None:
+        """Let a held job start.
+
+        Raises:
+            ConflictError: the job is not held there.
+        """
 
 
 def refuse_unsupported(spec: JobSpec, capabilities: Capabilities, cluster: str) -> None:

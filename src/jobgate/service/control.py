@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from jobgate.backends.base import QueueControl
 from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState, can_transition
@@ -59,6 +60,9 @@ class JobControl:
             raise PermissionDeniedError("only an admin may place an admin hold")
         with self._job(job_id, user, "hold") as (repo, row):
             _require(row, (JobState.PENDING,), "hold")
+            queue = self._cluster_queue(row)
+            if queue is not None:  # already in the cluster's queue: held there
+                queue.hold(to_record(row), admin=mode == "admin")
             repo.change(row, utcnow(), f"held by {user.name}",
                         {"held": True, "state_reason": held_reason(True, mode)}, {"verb": "hold"})
             return to_record(row)
@@ -75,6 +79,9 @@ class JobControl:
                 raise ConflictError(f"job {job_id} is not held", details={"state": row.state})
             if row.state_reason == "JobHeldAdmin" and not user.is_admin:
                 raise PermissionDeniedError("only an admin may release an admin hold")
+            queue = self._cluster_queue(row)
+            if queue is not None:
+                queue.release(to_record(row))
             repo.change(row, utcnow(), f"released by {user.name}",
                         {"held": False, "state_reason": None}, {"verb": "release"})
             record = to_record(row)
@@ -177,9 +184,12 @@ class JobControl:
         """
         job = self.jobs.get(job_id, user)
         refuse_registry(job, "modify")
-        if job.state is JobState.PENDING:
+        queued = job.state is JobState.PENDING and self._cluster_queue(job) is not None
+        if job.state is JobState.PENDING and not queued:
             return self._modify_pending(job, user, changes)
-        _require_state(job.id, job.state, STARTED, "modify")
+        # A job in the cluster's queue changes as a running one does (scontrol update).
+        _require_state(job.id, job.state, (*STARTED, JobState.PENDING) if queued else STARTED,
+                       "modify")
         frozen = sorted(set(changes) - RUNNING_FIELDS)
         if frozen:
             raise ConflictError(
@@ -194,6 +204,14 @@ class JobControl:
             repo.change(row, utcnow(), f"modified by {user.name}", values,
                         {"verb": "modify", "fields": sorted(changes)})
             return to_record(row)
+
+    def _cluster_queue(self, job: JobRow | JobRecord) -> QueueControl | None:
+        """The backend holding the job in its cluster's queue, if it was handed over."""
+        backend = self.jobs.backends.get(job.cluster)
+        if job.native_id is None or backend is None or not backend.capabilities.queues \
+                or not isinstance(backend, QueueControl):
+            return None
+        return backend
 
     def _modify_pending(self, job: JobRecord, user: Principal, changes: dict[str, Any]
                         ) -> JobRecord:

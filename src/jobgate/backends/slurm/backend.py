@@ -245,8 +245,8 @@ class SlurmBackend:
     def resume(self, job: JobRecord) -> None:
         self._control("resume", job)
 
-    def hold(self, job: JobRecord) -> None:
-        self._control("hold", job)
+    def hold(self, job: JobRecord, *, admin: bool = False) -> None:
+        self._control("hold" if admin else "uhold", job)
 
     def release(self, job: JobRecord) -> None:
         self._control("release", job)
