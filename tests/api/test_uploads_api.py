@@ -185,6 +185,14 @@ def test_bad_forms(api: Api) -> None:
     assert not_zip.status_code == 422 and "not a zip" in not_zip.json()["message"]
     array = post(api, {"command": "true", "array": "0-1"}, files=[("a", b"1")])
     assert array.status_code == 422 and "working_directory" in array.json()["message"]
+    boundary = "xyzzy"
+    cut = (f'--{boundary}\r\nContent-Disposition: form-data; name="spec"\r\n\r\n'
+           '{"command": "cat a"}\r\n'
+           f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a"\r\n'
+           '\r\nonly the first half')
+    cut_short = api.client.post("/v1/jobs", content=cut.encode(), headers={
+        **api.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert cut_short.status_code == 422 and "cut short" in cut_short.json()["message"]
     no_boundary = api.client.post("/v1/jobs", content=b"x", headers={
         **api.headers, "Content-Type": "multipart/form-data"})
     assert no_boundary.status_code == 422

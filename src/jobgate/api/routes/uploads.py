@@ -119,6 +119,7 @@ class MultipartForm:
         self._field = bytearray()
         self._value = bytearray()
         self._headers: dict[bytes, bytes] = {}
+        self._ended = False
         callbacks: MultipartCallbacks = {
             "on_part_begin": self._headers.clear,
             "on_header_field": lambda data, start, end: self._field.extend(data[start:end]),
@@ -127,6 +128,7 @@ class MultipartForm:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
         self.parser = MultipartParser(options[b"boundary"], callbacks)
 
@@ -152,6 +154,8 @@ class MultipartForm:
         except FormParserError as exc:
             raise InvalidSpecError("body", None, f"not valid multipart/form-data ({exc})"
                                    ) from exc
+        if not self._ended:  # the parser does not check: a cut body would pass
+            raise InvalidSpecError("body", None, "cut short: the closing boundary never came")
         if self.spec is None:
             raise InvalidSpecError("spec", None, "missing: send the JobSpec as JSON in a "
                                    "part named spec")
@@ -203,6 +207,9 @@ class MultipartForm:
 
     def _part_end(self) -> None:
         self.close()
+
+    def _end(self) -> None:
+        self._ended = True
 
 
 def _text(value: bytes | None, what: str) -> str:
