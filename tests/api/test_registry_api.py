@@ -179,6 +179,8 @@ def test_registry_jobs_show_in_lists_filters_and_stats(api: Api) -> None:
 def test_every_verb_on_a_registry_job_is_501(api: Api) -> None:
     pending = push(api, record(1, state="PENDING", start=None))["results"][0]["id"]
     running = push(api, record(2, state="RUNNING"))["results"][0]["id"]
+    ended = push(api, record(3, state="COMPLETED", working_directory="/etc")
+                 )["results"][0]["id"]
     calls = [
         ("post", f"/v1/jobs/{pending}/cancel", None, "cancel"),
         ("post", f"/v1/jobs/{pending}/hold", None, "hold"),
@@ -191,7 +193,12 @@ def test_every_verb_on_a_registry_job_is_501(api: Api) -> None:
         ("patch", f"/v1/jobs/{pending}", {"time_limit": 60}, "modify"),
         ("patch", f"/v1/jobs/{running}", {"name": "x"}, "modify"),
         ("get", f"/v1/jobs/{running}/stdout", None, "stdout"),
+        ("get", f"/v1/jobs/{running}/stderr", None, "stderr"),
         ("get", f"/v1/jobs/{running}/script", None, "script"),
+        # Its directory is a path another scheduler reported: never served here.
+        ("get", f"/v1/jobs/{ended}/files", None, "files"),
+        ("get", f"/v1/jobs/{ended}/files/passwd", None, "files"),
+        ("delete", f"/v1/jobs/{ended}", None, "delete"),
     ]
     for method, path, body, verb in calls:
         kwargs: dict[str, Any] = {"headers": api.headers}
@@ -203,6 +210,7 @@ def test_every_verb_on_a_registry_job_is_501(api: Api) -> None:
         assert "registry job" in answer.json()["message"]
     # Nothing changed.
     assert api.get(f"/v1/jobs/{pending}").json()["state"] == "PENDING"
+    assert api.get(f"/v1/jobs/{ended}").status_code == 200
     assert len(events(api, running)) == 1
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from jobgate.domain.states import JobState
 from jobgate.errors import ConflictError, JobgateError, NotFoundError
 from jobgate.service.auth import Principal
-from jobgate.service.jobs import JobService, utcnow
+from jobgate.service.jobs import JobService, refuse_registry, utcnow
 from jobgate.store.jobs import JobRepository, to_record
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,10 @@ class JobDeletion:
             VerbNotSupportedError: `force` on an active job whose cluster cannot cancel.
             BackendError: the cluster could not be asked to stop the job (then
                 nothing is deleted).
+            VerbNotSupportedError: a registry job (its scheduler keeps it).
         """
         job = self.jobs.get(job_id, user)
+        refuse_registry(job, "delete")
         asked_to_stop = False
         if not job.state.final:
             _require_force(job_id, job.state, force)

@@ -11,7 +11,7 @@ from typing import BinaryIO, Literal
 
 from jobgate.errors import InvalidSpecError
 from jobgate.service.auth import Principal
-from jobgate.service.jobs import JobService
+from jobgate.service.jobs import JobService, refuse_registry
 from jobgate.service.paths import inside, open_beneath, real_directory, relative_parts
 
 MAX_LISTING = 10_000
@@ -83,6 +83,9 @@ class JobFiles:
 
     def _root(self, job_id: int, user: Principal) -> Path:
         job = self.jobs.get(job_id, user)
+        # A registry job's directory is a path another scheduler reported: never
+        # one to serve from this host.
+        refuse_registry(job, "files")
         return real_directory(job.working_directory, f"job {job_id}'s working directory")
 
 

@@ -396,8 +396,8 @@ def refuse_registry(job: JobRecord | JobRow, verb: str) -> None:
     """
     if job.source == REGISTRY:
         raise VerbNotSupportedError(
-            f"job {job.id} is a registry job, run by the scheduler of cluster "
-            f"{job.cluster!r}: jobgate cannot {verb} it",
+            f"{verb}: not available for job {job.id}, a registry job (run by the "
+            f"scheduler of cluster {job.cluster!r}, not by jobgate)",
             details={"verb": verb, "cluster": job.cluster, "source": REGISTRY})
 
 

@@ -145,7 +145,8 @@ _OUTPUT_DOC = ("The bytes of the file from `offset`; `X-Next-Offset` says where 
                "ended and all is sent.")
 
 
-@router.get("/{job_id}/stdout", response_class=Response, description=_OUTPUT_DOC)
+@router.get("/{job_id}/stdout", response_class=Response, description=_OUTPUT_DOC,
+            responses=errors(501))
 async def job_stdout(
     job_id: int, gateway: GatewayDep, user: UserDep,
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int | None, Query(ge=1)] = None,
@@ -154,7 +155,8 @@ async def job_stdout(
     return await _output("stdout", job_id, gateway, user, offset, limit, follow)
 
 
-@router.get("/{job_id}/stderr", response_class=Response, description=_OUTPUT_DOC)
+@router.get("/{job_id}/stderr", response_class=Response, description=_OUTPUT_DOC,
+            responses=errors(501))
 async def job_stderr(
     job_id: int, gateway: GatewayDep, user: UserDep,
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int | None, Query(ge=1)] = None,
@@ -164,7 +166,7 @@ async def job_stderr(
 
 
 @router.get("/{job_id}/script", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}}})
+            responses={200: {"content": {"text/plain": {}}}, **errors(501)})
 def job_script(job_id: int, gateway: GatewayDep, user: UserDep) -> Response:
     """The batch script the job runs."""
     return Response(gateway.jobs.script(job_id, user), media_type="text/plain; charset=utf-8")
