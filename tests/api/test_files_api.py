@@ -109,3 +109,14 @@ def test_a_removed_working_directory_is_a_404(api: Api, tmp_path: Path) -> None:
     gone.rmdir()
     answer = api.get(f"/v1/jobs/{job['id']}/files")
     assert answer.status_code == 404 and "working directory" in answer.json()["message"]
+
+
+def test_a_pending_job_lists_no_files_until_its_directory_is_made(api: Api) -> None:
+    job = api.submit(command="echo made", hold=True)
+    answer = api.get(f"/v1/jobs/{job['id']}/files")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"files": [], "truncated": False}
+    assert api.post(f"/v1/jobs/{job['id']}/release").status_code == 200
+    assert api.wait_final(job["id"])["state"] == "COMPLETED"
+    names = [f["path"] for f in api.get(f"/v1/jobs/{job['id']}/files").json()["files"]]
+    assert names == [f"jobgate-{job['id']}.err", f"jobgate-{job['id']}.out"]

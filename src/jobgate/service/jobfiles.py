@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from jobgate.domain.states import JobState
 from jobgate.errors import InvalidSpecError
 from jobgate.service.auth import Principal
 from jobgate.service.jobs import JobService, refuse_registry
@@ -52,6 +53,11 @@ class JobFiles:
         """
         if not 1 <= limit <= MAX_LISTING:
             raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_LISTING}")
+        job = self.jobs.get(job_id, user)
+        if not path and job.state is JobState.PENDING \
+                and job.working_directory == str(self.jobs.settings.jobs_dir / str(job_id)) \
+                and not Path(job.working_directory).exists():
+            return [], False  # the job's own directory is made when it starts
         root = self._root(job_id, user)
         start = inside(root, relative_parts(path, "path"), "path")
         with open_beneath(root, start, "path") as fd:
