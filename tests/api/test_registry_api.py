@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from typing import Any
 
 from api_client import Api
+
+from jobgate.service.auth import Principal
 
 URL = "/v1/registry/jobs"
 
@@ -261,3 +265,36 @@ def test_batch_limits_and_bad_bodies(api: Api) -> None:
     ]
     assert all(r["reason"] for r in answer["results"][:-1])
     assert len(api.get("/v1/jobs", params={"cluster": "daint"}).json()["jobs"]) == 1
+
+
+def test_concurrent_batches_make_each_job_once_and_log_every_move(api: Api) -> None:
+    # Four pushers race over the same 100 jobs, each moving them through states:
+    # each key is one job, and each job's log is one unbroken chain of moves.
+    admin = Principal("admin", is_admin=True)
+    states = ["PENDING", "RUNNING", "COMPLETED", "REQUEUED", "RUNNING", "FAILED"]
+    errors: list[BaseException] = []
+
+    def pusher(offset: int) -> None:
+        try:
+            for step in range(len(states)):
+                state = states[(step + offset) % len(states)]
+                outcomes = api.gateway.registry.ingest(
+                    [record(i, state=state) for i in range(100)], admin)
+                assert not [o for o in outcomes if o.status == "rejected"], outcomes
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pusher, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    jobs = api.get("/v1/jobs", params={"cluster": "daint", "limit": 1000}).json()["jobs"]
+    assert len(jobs) == 100
+    for job in jobs[:10]:
+        log = events(api, job["id"])
+        assert log[0]["from_state"] is None
+        for before, after in itertools.pairwise(log):
+            assert after["from_state"] == before["to_state"], log
+        assert log[-1]["to_state"] == job["state"]

@@ -44,8 +44,10 @@ from jobgate.store.registry import NAMES, RegistryRepository, Stored
 log = logging.getLogger(__name__)
 
 Status = Literal["created", "updated", "unchanged", "rejected"]
-# How often a batch is tried again when a concurrent one got in its way.
+# How often a batch is tried again when a concurrent one got in its way
+# (deadlock), and how often a record whose key another batch took first.
 ATTEMPTS = 3
+ROUNDS = 3
 
 
 class Outcome(NamedTuple):
@@ -127,22 +129,24 @@ class _Batch:
         pending = items
         while pending:
             this_round, pending = _distinct_keys(pending)
-            for _ in range(ATTEMPTS):
-                # Rows a concurrent batch inserted first come back as updates.
-                this_round = self._round(this_round)
+            # Optimistic first: no row locks (they cost a write each). Records a
+            # concurrent batch got in the way of go again, their jobs locked.
+            this_round = self._round(this_round, lock=False)
+            for _ in range(ROUNDS):
                 if not this_round:
                     break
+                this_round = self._round(this_round, lock=True)
             for index, _columns in this_round:
                 self.outcomes[index] = Outcome(
-                    index, "rejected", reason="a concurrent batch kept writing this job; "
+                    index, "rejected", reason="a concurrent batch kept making this job; "
                                               "send the record again")
         return self.outcomes
 
-    def _round(self, items: list[tuple[int, dict[str, Any]]]
+    def _round(self, items: list[tuple[int, dict[str, Any]]], *, lock: bool
                ) -> list[tuple[int, dict[str, Any]]]:
         """Upsert records of distinct keys; returns those another batch got in the
         way of (a job it made or wrote first), to try again."""
-        stored = self.repo.find([_key(columns) for _, columns in items])
+        stored = self.repo.find([_key(columns) for _, columns in items], lock=lock)
         by_native = {(s.columns["cluster"], s.columns["native_id"]): s for s in stored
                      if s.columns["native_id"] is not None}
         by_array = {(s.columns["cluster"], s.columns["array_job_id"],
@@ -170,6 +174,7 @@ class _Batch:
             else:
                 changes.append((index, columns, *change))
         lost, events = self._insert(new)
+        changes.sort(key=lambda change: change[2]["id"])  # rows locked in one order
         written = self.repo.update([row for _, _, row, _ in changes], self.now)
         for index, columns, row, event in changes:
             if row["id"] in written:

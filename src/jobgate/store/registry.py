@@ -60,10 +60,11 @@ class RegistryRepository:
 
     # -- statements -----------------------------------------------------------
 
-    def find(self, keys: Sequence[dict[str, Any]]) -> list[Stored]:
+    def find(self, keys: Sequence[dict[str, Any]], *, lock: bool = False) -> list[Stored]:
         """The registry jobs that any of `keys` (cluster, native_id, array_job_id,
-        array_task_id) names, by either key. Not locked: `update` writes a job
-        only if it is still the version read here."""
+        array_task_id) names, by either key. `update` writes a job only if it is
+        still the version read here; `lock` makes sure it is (PostgreSQL; SQLite's
+        BEGIN IMMEDIATE keeps every other writer out already)."""
         if not keys:
             return []
         rows = _Rows(self.sqlite, "keys", [(name, dict(COLUMNS)[name]) for name in _KEY])
@@ -76,7 +77,9 @@ class RegistryRepository:
         names = ", ".join("CAST(registry_data AS TEXT)" if name == "registry_data" else name
                           for name in NAMES)
         sql = (f"SELECT id, requeue_count, updated_at, {names} FROM jobs "
-               f"WHERE id IN ({by_native} UNION ALL {by_array})")
+               f"WHERE id IN ({by_native} UNION ALL {by_array}) ORDER BY id")
+        if lock and not self.sqlite:
+            sql += " FOR UPDATE"
         query: Executable = text(sql)
         if self.sqlite:  # psycopg gives aware times itself
             query = text(sql).columns(
