@@ -55,6 +55,8 @@ class JobRecord(BaseModel):
     # with the registry record's fields that have no column of their own.
     source: str = "gateway"
     registry_data: dict[str, Any] | None = None
+    # The project the job was submitted to (None: its user is in no project).
+    project: str | None = None
 
     @property
     def cpus(self) -> int:

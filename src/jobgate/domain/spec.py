@@ -34,6 +34,8 @@ class JobSpec(BaseModel):
     cluster: str | None = None
     partition: str | None = None
     account: str | None = None
+    # The project to charge (default: the user's only project).
+    project: str | None = Field(None, min_length=1, max_length=128)
     nodes: int | None = Field(None, ge=1)
     ntasks: int | None = Field(None, ge=1)
     cpus_per_task: int | None = Field(None, ge=1)

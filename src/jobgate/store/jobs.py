@@ -455,6 +455,6 @@ def to_record(row: JobRow, *, with_tags: bool = True) -> JobRecord:
         exit_code_signal=row.exit_code_signal, requeue_count=row.requeue_count,
         native_id=row.native_id, spec=JobSpec.model_validate(row.spec),
         array_job_id=row.array_job_id, array_task_id=row.array_task_id,
-        allocation=row.allocation, stats=row.stats, source=row.source,
+        allocation=row.allocation, stats=row.stats, source=row.source, project=row.project,
         registry_data=row.registry_data,
     )

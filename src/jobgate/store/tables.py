@@ -48,6 +48,8 @@ class JobRow(Base):
     cluster: Mapped[str] = mapped_column(String(64))
     partition: Mapped[str] = mapped_column(String(64))
     account: Mapped[str | None] = mapped_column(String(128))
+    # The project the job was submitted to (None: a user in no project).
+    project: Mapped[str | None] = mapped_column(String(128))
     num_nodes: Mapped[int] = mapped_column(Integer)
     ntasks: Mapped[int] = mapped_column(Integer)
     cpus_per_task: Mapped[int] = mapped_column(Integer)
@@ -99,6 +101,7 @@ class JobRow(Base):
         Index("ix_jobs_state_id", "state", "id"),
         Index("ix_jobs_user_id", "user_name", "id"),
         Index("ix_jobs_partition_id", "partition", "id"),
+        Index("ix_jobs_project_id", "project", "id"),
         Index("ix_jobs_array", "array_job_id", "array_task_id"),
         # The registry's upsert keys: (cluster, job_id) and (cluster, group_id,
         # group_index), unique among registry jobs only. Each index covers only
@@ -147,6 +150,11 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    display_name: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    # A disabled user's tokens stop working at once; their jobs stay.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Extra rights beyond the rules on jobs, e.g. "ingest" (registry pushes).
+    roles: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
 
 
 class TokenRow(Base):
@@ -157,8 +165,66 @@ class TokenRow(Base):
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
     label: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The public name of the token (list, revoke); the token itself is shown once.
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A service account's token: the projects whose users it may act for
+    # (X-On-Behalf-Of); None for a token that acts only as its user.
+    acts_for: Mapped[list[str] | None] = mapped_column(JsonDoc)
 
     __table_args__ = (Index("ix_tokens_user_id", "user_id"),)
+
+
+class ProjectRow(Base):
+    """A project: who may use it, where its jobs may run, which account pays."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    compute_project_id: Mapped[str | None] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The Slurm account its jobs are charged to (None: the job's own).
+    account: Mapped[str | None] = mapped_column(String(128))
+    # Where its jobs may run; an empty list allows every one.
+    clusters: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    partitions: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MembershipRow(Base):
+    """A user in a project: `member` (sees its jobs) or `manager` (steers them)."""
+
+    __tablename__ = "memberships"
+
+    project_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
+
+
+class AuditRow(Base):
+    """One state-changing API call: who, for whom, what, when, from where."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The authenticated user (None: authentication failed), and the user a
+    # service account acted for.
+    actor: Mapped[str | None] = mapped_column(String(128))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_actor_id", "actor", "id"),)
 
 
 class LeaseRow(Base):
