@@ -255,13 +255,15 @@ def test_batch_limits_and_bad_bodies(api: Api) -> None:
                   record(3, job_name="x" * 257), record(4, job_name="nul\x00"),
                   record(5, nodes="nid[9-1]"), record(6, allocated_resources=["mem=lots"]),
                   record(7, submitted="yesterday"), record(8, additional_data={"k": "\x00"}),
-                  record(9, group_index=2**31, group_id=1), record(10))
+                  record(9, group_index=2**31, group_id=1),
+                  record(11, additional_data={"n": 2**70}), record(10))
     statuses = [(r["status"], r["field"]) for r in answer["results"]]
     assert statuses == [
         ("rejected", "record"), ("rejected", "colour"), ("rejected", "time_limit"),
         ("rejected", "job_name"), ("rejected", "job_name"), ("rejected", "nodes"),
         ("rejected", "allocated_resources.mem"), ("rejected", "submitted"),
-        ("rejected", "additional_data"), ("rejected", "group_index"), ("created", None),
+        ("rejected", "additional_data"), ("rejected", "group_index"),
+        ("rejected", "additional_data"), ("created", None),
     ]
     assert all(r["reason"] for r in answer["results"][:-1])
     assert len(api.get("/v1/jobs", params={"cluster": "daint"}).json()["jobs"]) == 1

@@ -268,37 +268,43 @@ def parse_record(data: Any) -> RegistryRecord:
 
 
 def check_text(data: dict[str, Any]) -> int:
-    """Refuse text that neither store can hold: NUL characters, lone surrogates.
-    Returns the size of the record as JSON.
+    """Refuse what neither store can hold: NUL characters, lone surrogates,
+    integers past 64 bits. Returns the size of the record as JSON.
 
     Raises:
         InvalidSpecError: naming the record's field.
     """
-    size = _storable(data)
+    size, _ = _storable(data)
     if size is not None:
         return size
     for key, value in data.items():
-        if _storable({key: value}) is None:
-            raise InvalidSpecError(str(key)[:64], "...",
-                                   "text must be valid Unicode without NUL characters")
+        size, reason = _storable({key: value})
+        if size is None:
+            raise InvalidSpecError(str(key)[:64], "...", reason or "not storable")
     raise AssertionError("unreachable: some field failed")  # pragma: no cover
 
 
-def _storable(value: Any) -> int | None:
-    """The JSON size of `value`, or None when a store could not hold its text."""
+def _storable(value: Any) -> tuple[int | None, str | None]:
+    """The JSON size of `value`, or None and why a store could not hold it."""
     try:
         text = orjson.dumps(value, default=str)
-    except orjson.JSONEncodeError:  # lone surrogates, which UTF-8 cannot carry
-        return None
-    return None if b"\\u0000" in text else len(text)
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" in str(exc):
+            return None, "integers must fit in 64 bits"
+        if "recursion" in str(exc).lower():
+            return None, "nested too deep"
+        return None, "text must be valid Unicode (no lone surrogates)"
+    if b"\\u0000" in text:
+        return None, "text must not contain NUL characters"
+    return len(text), None
 
 
 def ledger_columns(record: RegistryRecord) -> dict[str, Any]:
     """The ledger's columns for a record (those the registry decides).
 
     Raises:
-        InvalidSpecError: a value that cannot be mapped (state, time limit,
-            node list, resources), or text the store cannot hold.
+        InvalidSpecError: a value that cannot be mapped: no key, a half group
+            key, a state, time limit, node list or resource that is not one.
     """
     if (record.group_id is None) != (record.group_index is None):
         raise InvalidSpecError("group_index" if record.group_index is None else "group_id",
