@@ -97,7 +97,14 @@ class TooLargeError(JobgateError):
         self.maximum = maximum
 
 
-class BackendError(JobgateError):
+class ServerError(JobgateError):
+    """The gateway (or something behind it) failed; trying again later may work."""
+
+    code = "internal"
+    transient = True
+
+
+class BackendError(ServerError):
     """A cluster backend failed to carry out an operation."""
 
     code = "backend_error"

@@ -72,7 +72,7 @@ def test_submit_from_stdin_with_a_relative_chdir(jobgate_cli: Run, client: Clien
     job = client.get(job_id)
     assert job.working_directory == str(tmp_path / "sub")
     assert job.wait(timeout=WAIT) is JobState.COMPLETED
-    assert job.stdout() == f"{tmp_path / 'sub'}\n"
+    assert job.read_stdout() == f"{tmp_path / 'sub'}\n"
 
 
 def test_ls_json_and_table_filter_by_tag(jobgate_cli: Run, client: Client,

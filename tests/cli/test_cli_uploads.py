@@ -21,7 +21,7 @@ def test_submit_with_a_file_and_a_zip(jobgate_cli: Run, client: Client, tmp_path
     assert match, result.stdout
     job = client.get(int(match.group(1)))
     assert job.wait(timeout=60) is JobState.COMPLETED
-    lines = job.stdout().splitlines()
+    lines = job.read_stdout().splitlines()
     assert lines[:2] == ["from --file", "from --zip"]
     # A directory of its own, not the one the command ran in.
     assert lines[2] != str(tmp_path) and lines[2].endswith(f"/jobs/{job.id}")

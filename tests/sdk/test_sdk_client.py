@@ -31,9 +31,9 @@ def test_submit_script_completes_with_its_output(client: Client, tmp_path: Path)
     assert job.state in (JobState.PENDING, JobState.RUNNING, JobState.COMPLETED)
     assert job.wait(timeout=WAIT) is JobState.COMPLETED
     assert job.done and job.exit_code == 0
-    assert job.stdout() == "hello\n"
-    assert job.stdout(offset=2) == "llo\n"
-    assert job.stderr() == ""
+    assert job.read_stdout() == "hello\n"
+    assert job.read_stdout(offset=2) == "llo\n"
+    assert job.read_stderr() == ""
     assert job.end_time is not None and job.end_time.tzinfo is not None
     assert (tmp_path / f"jobgate-{job.id}.out").read_text() == "hello\n"
     events = job.events()
@@ -48,7 +48,7 @@ def test_command_with_slurm_strings_is_parsed_by_the_gateway(client: Client) -> 
 
     assert (job.name, job.time_limit, job.memory) == ("answer", 3600, 1024)
     assert job.wait(timeout=WAIT) is JobState.COMPLETED
-    assert job.stdout() == "42\n"
+    assert job.read_stdout() == "42\n"
 
 
 def test_failing_script_is_failed_with_its_exit_code(client: Client) -> None:
@@ -56,7 +56,7 @@ def test_failing_script_is_failed_with_its_exit_code(client: Client) -> None:
 
     assert job.wait(timeout=WAIT) is JobState.FAILED
     assert job.exit_code == 3
-    assert job.stderr() == "broken\n"
+    assert job.read_stderr() == "broken\n"
 
 
 def test_cancel_a_sleeping_job(client: Client) -> None:

@@ -17,7 +17,14 @@ from jobgate import (
     PermissionDeniedError,
     UnsupportedError,
 )
-from jobgate.client.errors import error_from_response
+from jobgate.client.errors import (
+    MissingJobError,
+    NotSupportedError,
+    RateLimitedError,
+    ServerError,
+    UnauthorizedError,
+    error_from_response,
+)
 
 URL = "http://gateway.example/v1/jobs"
 
@@ -63,5 +70,26 @@ def test_unknown_code_falls_back_on_the_status() -> None:
 
 def test_an_answer_that_is_not_jobgates_json_names_the_url() -> None:
     exc = error_from_response(answer(502, text="<html>Bad Gateway</html>"))
-    assert isinstance(exc, BackendError)
+    assert isinstance(exc, ServerError) and exc.transient
     assert exc.message == f"502 Bad Gateway from {URL}"
+
+
+def test_the_sdk_names_of_the_errors() -> None:
+    assert UnauthorizedError is AuthenticationError and MissingJobError is NotFoundError
+    assert issubclass(BackendError, ServerError)
+    exc = error_from_response(answer(501, {"error": "not_implemented", "message": "no"}))
+    assert isinstance(exc, NotSupportedError)
+    assert isinstance(error_from_response(answer(500, {"error": "internal", "message": "x"})),
+                      ServerError)
+
+
+def test_rate_limited_carries_retry_after_from_the_header_or_the_details() -> None:
+    request = httpx.Request("POST", URL)
+    limited = httpx.Response(429, json={"error": "rate_limited", "message": "slow down",
+                                        "details": {"retry_after": 7}},
+                             headers={"Retry-After": "3"}, request=request)
+    exc = error_from_response(limited)
+    assert isinstance(exc, RateLimitedError) and exc.retry_after == 3 and exc.transient
+    no_header = httpx.Response(429, json={"error": "rate_limited", "message": "slow",
+                                          "details": {"retry_after": 7}}, request=request)
+    assert getattr(error_from_response(no_header), "retry_after", None) == 7

@@ -18,7 +18,7 @@ def test_submit_with_files_and_an_archive(client: Client, tmp_path: Path, tag: s
     job = client.submit(command="cat params.txt data/values.csv", tags=[tag],
                         files=[tmp_path / "params.txt"], archive=archive)
     assert job.wait(timeout=30) is JobState.COMPLETED
-    assert job.stdout() == "alpha=1\n1,2,3\n"
+    assert job.read_stdout() == "alpha=1\n1,2,3\n"
 
 
 def test_a_refused_archive_entry_is_named(client: Client, tmp_path: Path, tag: str) -> None:

@@ -6,93 +6,46 @@ import builtins
 import contextlib
 import json
 import os
+import uuid
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO, Literal
 
-import httpx
-
-from jobgate.client.errors import UnreachableError, error_from_response
+from jobgate.client.config import DEFAULT_URL, default_token
+from jobgate.client.control import ControlMixin
 from jobgate.client.job import Job
+from jobgate.client.jobs import Jobs
+from jobgate.client.payload import spec_body
 from jobgate.client.webhooks import Webhooks
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
-from jobgate.errors import AuthenticationError, JobgateError
 
 __all__ = ["DEFAULT_URL", "Client", "default_token"]
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_PAGE = 1000  # the server's largest page
+MAX_BATCH = 1000  # the server's largest batch
 DEFAULT_PAGE = 100
 
 Stream = Literal["stdout", "stderr"]
+StateFilter = JobState | str | Iterable[JobState | str] | None
 
 
-def default_token_path() -> Path:
-    """The admin token file of `$JOBGATE_HOME` (default ./var)."""
-    return Path(os.environ.get("JOBGATE_HOME") or "var").expanduser().resolve() / "admin.token"
-
-
-def default_token() -> str | None:
-    """`$JOBGATE_TOKEN`, else the admin token file of `$JOBGATE_HOME` (default ./var)."""
-    token = os.environ.get("JOBGATE_TOKEN")
-    if token:
-        return token.strip()
-    path = default_token_path()
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
-
-
-class Client:
+class Client(ControlMixin):
     """A connection to one jobgate gateway.
 
-    `url` defaults to `$JOBGATE_URL`, else ``http://127.0.0.1:8000``; `token` to
-    `$JOBGATE_TOKEN`, else the contents of `$JOBGATE_HOME/admin.token` (home
-    ``./var`` by default). Without a token (or with ``token=""``) the gateway
-    answers every call but `health()` with `AuthenticationError`.
+    `url` defaults to `$JOBGATE_URL`, then the `url` of ~/.config/jobgate/config.toml,
+    then ``http://127.0.0.1:8000``; `token` to `$JOBGATE_TOKEN`, then the config
+    file's `token`, then `$JOBGATE_HOME/admin.token` (home ``./var`` by default).
+    Transient failures are tried again `retries` times with backoff (a submit
+    under one Idempotency-Key, so never twice). Jobs it returns refresh their
+    attributes once older than `update_cache_time` seconds, unless `auto_update`
+    is off.
 
     Use as a context manager, or call `close()`.
+
+    Raises:
+        JobgateError: the config file exists but is not valid.
     """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        token: str | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.url = (url or os.environ.get("JOBGATE_URL") or DEFAULT_URL).rstrip("/")
-        token = token if token is not None else default_token()
-        headers = {"Accept": "application/json", "User-Agent": "jobgate-client"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._has_token = bool(token)
-        self._http = httpx.Client(
-            base_url=self.url, headers=headers, transport=transport, timeout=timeout,
-        )
-
-    def __repr__(self) -> str:
-        return f"Client(url={self.url!r})"
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connections; the client cannot be used afterwards."""
-        self._http.close()
 
     # -- jobs -----------------------------------------------------------------
 
@@ -102,6 +55,7 @@ class Client:
         *,
         command: str | None = None,
         spec: JobSpec | None = None,
+        script_path: str | os.PathLike[str] | None = None,
         idempotency_key: str | None = None,
         files: Iterable[str | os.PathLike[str]] = (),
         archive: str | os.PathLike[str] | None = None,
@@ -109,33 +63,31 @@ class Client:
     ) -> Job:
         """Submit a batch script (its `#SBATCH` lines are read) or a command line.
 
-        `files` are sent with the job and written into its working directory
-        under their base names; `archive` (a zip) is unpacked there. They are
-        in place before the job starts.
+        `script_path` reads the script from a file; the job is named after the
+        file unless an option or `#SBATCH -J` names it. `files` are sent with the
+        job and written into its working directory under their base names;
+        `archive` (a zip) is unpacked there, before the job starts.
 
-        With `idempotency_key`, sending the same request again (say, after a
-        timeout) returns the job the first one made instead of a second job.
+        `fields` are JobSpec fields or sbatch's option names (`name`/`job_name`,
+        `partition`, `time_limit`/`time`, `memory`/`mem`, `tags`, ...); strings such
+        as ``time="1:00:00"`` or ``mem="4G"`` are parsed by the gateway. A field
+        given here wins over a directive; `spec` supplies fields too, the other
+        arguments win over it.
 
-        `fields` are JobSpec fields (`name`, `partition`, `time_limit`, `memory`,
-        `tags`, ...). Strings such as ``time_limit="1:00:00"`` or ``memory="4G"`` are
-        sent as given and parsed by the gateway. Fields left None are not sent, so
-        the script's directives fill them; a field given here wins over a directive.
-        `spec` supplies fields from a JobSpec; the other arguments win over it.
+        Every submit carries an Idempotency-Key (`idempotency_key`, else a fresh
+        one), so a retry after a lost answer returns the first job, not a second.
 
         Raises:
             InvalidSpecError: a field is unknown or has a bad value.
             UnsupportedError: the cluster cannot do what the spec asks.
             TooLargeError: the files pass one of the gateway's upload limits.
-            AuthenticationError: no token, or a wrong one.
+            UnauthorizedError: no token, or a wrong one.
+            RateLimitedError: too many submits (after the retries).
             UnreachableError: the gateway did not answer.
             OSError: a file to send cannot be read.
         """
-        body: dict[str, Any] = {}
-        if spec is not None:
-            body.update(spec.model_dump(mode="json", exclude_unset=True))
-        given = {"script": script, "command": command, **fields}
-        body.update({k: _jsonable(v) for k, v in given.items() if v is not None})
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = spec_body(script, command, spec, script_path, fields)
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
         paths = [Path(p) for p in files]
         if not paths and archive is None:
             return self._job(self._json("POST", "/v1/jobs", json=body, headers=headers))
@@ -150,51 +102,39 @@ class Client:
             return self._job(self._json("POST", "/v1/jobs", data={"spec": json.dumps(body)},
                                         files=parts, headers=headers))
 
-    def follow_output(self, job_id: int, stream: Stream = "stdout") -> Iterator[bytes]:
-        """The job's output as it is written, until the job has ended and all
-        of it has been sent (one streamed request, no polling).
+    def submit_many(self, specs: Iterable[JobSpec | dict[str, Any]]) -> builtins.list[Job]:
+        """Submit many jobs in few requests (/v1/jobs:batch, 1,000 a request): each
+        request's jobs are all accepted, or none (the error names the job by index).
 
         Raises:
-            NotFoundError: no such job, or not one the caller may see.
-            UnreachableError: the gateway did not answer.
+            InvalidSpecError: a spec is bad (``jobs[i].field``).
+            RateLimitedError: too many submits (after the retries).
         """
-        path = f"/v1/jobs/{int(job_id)}/{stream}"
-        try:
-            with self._http.stream("GET", path, params={"follow": "true"},
-                                   timeout=httpx.Timeout(30.0, read=None)) as answer:
-                if answer.is_error:
-                    answer.read()
-                    raise error_from_response(answer)
-                yield from answer.iter_bytes()
-        except httpx.TransportError as exc:
-            raise UnreachableError(f"cannot reach jobgate at {self.url}: {exc}") from exc
-
-    def wait_for(self, job_id: int, timeout: float = 30.0) -> Job:
-        """The job once it is final, or as it is after `timeout` seconds (≤ 60).
-
-        Raises:
-            NotFoundError: no such job, or not one the caller may see.
-            UnreachableError: the gateway did not answer.
-        """
-        return self._job(self._json(
-            "GET", f"/v1/jobs/{int(job_id)}/wait", params={"timeout": timeout},
-            timeout=timeout + 30,
-        ))
+        bodies = [spec_body(None, None, s, None, {}) if isinstance(s, JobSpec)
+                  else spec_body(None, None, None, None, dict(s)) for s in specs]
+        jobs: builtins.list[Job] = []
+        for start in range(0, len(bodies), MAX_BATCH):
+            answer = self._json("POST", "/v1/jobs:batch",
+                                json={"jobs": bodies[start:start + MAX_BATCH]})
+            jobs.extend(self._job(data) for data in answer["jobs"])
+        return jobs
 
     def get(self, job_id: int) -> Job:
         """The job with this id.
 
         Raises:
             NotFoundError: no such job, or not one the caller may see.
-            AuthenticationError: no token, or a wrong one.
+            UnauthorizedError: no token, or a wrong one.
             UnreachableError: the gateway did not answer.
         """
         return self._job(self._json("GET", f"/v1/jobs/{int(job_id)}"))
 
+    load = get
+
     def iter_jobs(
         self,
         *,
-        state: JobState | str | Iterable[JobState | str] | None = None,
+        state: StateFilter = None,
         tag: str | None = None,
         user: str | None = None,
         cluster: str | None = None,
@@ -209,30 +149,16 @@ class Client:
 
         Raises:
             InvalidSpecError: an unknown state or a bad limit.
-            AuthenticationError: no token, or a wrong one.
+            UnauthorizedError: no token, or a wrong one.
             UnreachableError: the gateway did not answer.
         """
-        if isinstance(state, str):
-            states: builtins.list[str] = [str(state)]
-        else:
-            states = [str(s) for s in state or ()]
-        params: dict[str, Any] = {
-            key: value
-            for key, value in {
-                "state": states or None, "tag": tag, "user": user,
-                "cluster": cluster, "partition": partition,
-            }.items()
-            if value is not None
-        }
+        params = _list_params(state, tag, user, cluster, partition)
         remaining = limit
         cursor: str | None = None
         while remaining is None or remaining > 0:
             size = min(page_size, MAX_PAGE) if remaining is None else min(remaining, MAX_PAGE)
-            page = self._json(
-                "GET", "/v1/jobs",
-                params={**params, "limit": max(size, 1),
-                        **({"cursor": cursor} if cursor else {})},
-            )
+            page = self._json("GET", "/v1/jobs", params={
+                **params, "limit": max(size, 1), **({"cursor": cursor} if cursor else {})})
             for data in page["jobs"]:
                 yield self._job(data)
             if remaining is not None:
@@ -245,7 +171,7 @@ class Client:
     def list(
         self,
         *,
-        state: JobState | str | Iterable[JobState | str] | None = None,
+        state: StateFilter = None,
         tag: str | None = None,
         user: str | None = None,
         cluster: str | None = None,
@@ -256,7 +182,7 @@ class Client:
 
         Raises:
             InvalidSpecError: an unknown state or a bad limit.
-            AuthenticationError: no token, or a wrong one.
+            UnauthorizedError: no token, or a wrong one.
             UnreachableError: the gateway did not answer.
         """
         return builtins.list(self.iter_jobs(
@@ -264,76 +190,41 @@ class Client:
             limit=limit, page_size=MAX_PAGE,
         ))
 
-    def cancel(self, job_id: int) -> Job:
-        """Cancel a job; the answer is the job as it is right after the request.
+    def jobs(self, *, frozen: bool = False, **filters: Any) -> Jobs:
+        """Every job matching the filters (as `iter_jobs`), as a `Jobs` collection
+        with aggregates (pyslurm's `Jobs.load`).
 
         Raises:
-            NotFoundError: no such job, or not one the caller may see.
-            ConflictError: the job has already ended.
-            UnreachableError: the gateway did not answer.
+            InvalidSpecError: an unknown filter value.
         """
-        return self._job(self._json("POST", f"/v1/jobs/{int(job_id)}/cancel"))
+        return Jobs.load(self, frozen=frozen, **filters)
 
-    def delete(self, job_id: int, *, force: bool = False) -> None:
-        """Delete an ended job and its files (`force`: cancel an active one first).
-
-        Raises:
-            NotFoundError: no such job, or not one the caller may see.
-            ConflictError: the job is active and `force` is not set.
-            UnreachableError: the gateway did not answer.
-        """
-        self._request("DELETE", f"/v1/jobs/{int(job_id)}",
-                      params={"force": "true"} if force else None)
-
-    def events(self, job_id: int, *, after: int = 0) -> builtins.list[dict[str, Any]]:
-        """The job's events (state changes) with `seq` above `after`, oldest first.
+    def events(
+        self, job_id: int | None = None, *, after: int = 0, wait: float = 0,
+        user: str | None = None, state: StateFilter = None, limit: int | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Events (state changes) with `seq` above `after`, oldest first: of one
+        job, or of every job the caller may see. With `wait` (seconds, up to 60),
+        the answer comes as soon as there is one.
 
         Raises:
             NotFoundError: no such job, or not one the caller may see.
             UnreachableError: the gateway did not answer.
         """
-        answer = self._json("GET", f"/v1/jobs/{int(job_id)}/events", params={"after": after})
+        if job_id is not None and not wait and user is None and state is None and \
+                limit is None:
+            answer = self._json("GET", f"/v1/jobs/{int(job_id)}/events",
+                                params={"after": after})
+        else:
+            params = {**_list_params(state, None, user, None, None), "after": after,
+                      "wait": wait}
+            if job_id is not None:
+                params["job_id"] = int(job_id)
+            if limit is not None:
+                params["limit"] = limit
+            answer = self._json("GET", "/v1/events", params=params, timeout=wait + 30)
         events: builtins.list[dict[str, Any]] = answer["events"]
         return events
-
-    def read_output(
-        self, job_id: int, stream: Stream = "stdout", *, offset: int = 0,
-        limit: int | None = None,
-    ) -> tuple[bytes, int]:
-        """One chunk of a job's stdout or stderr from byte `offset`, and where to
-        continue. An empty chunk means nothing more has been written yet.
-
-        Raises:
-            NotFoundError: no such job, or not one the caller may see.
-            InvalidSpecError: a negative offset or a bad limit.
-            UnreachableError: the gateway did not answer.
-        """
-        params: dict[str, int] = {"offset": offset}
-        if limit is not None:
-            params["limit"] = limit
-        answer = self._request("GET", f"/v1/jobs/{int(job_id)}/{stream}", params=params)
-        data = answer.content
-        try:
-            next_offset = int(answer.headers["X-Next-Offset"])
-        except (KeyError, ValueError):
-            next_offset = offset + len(data)
-        return data, next_offset
-
-    def output(self, job_id: int, stream: Stream = "stdout", *, offset: int = 0) -> str:
-        """A job's stdout or stderr from byte `offset` to its current end, as text
-        (UTF-8; undecodable bytes are replaced).
-
-        Raises:
-            NotFoundError: no such job, or not one the caller may see.
-            UnreachableError: the gateway did not answer.
-        """
-        chunks: builtins.list[bytes] = []
-        while True:
-            data, offset = self.read_output(job_id, stream, offset=offset)
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks).decode("utf-8", errors="replace")
 
     def health(self) -> bool:
         """Whether the gateway answers its liveness check (needs no token).
@@ -343,57 +234,40 @@ class Client:
         """
         return bool(self._json("GET", "/healthz").get("status") == "ok")
 
+    def usage(self, group_by: str = "user", *, since: str | None = None,
+              until: str | None = None) -> dict[str, Any]:
+        """Accounting (/v1/stats): count, CPUs, memory, CPU time, wall and queue
+        time per project, user, cluster, partition, state or day.
+
+        Raises:
+            InvalidSpecError: a bad group_by or time.
+        """
+        params = {"group_by": group_by, "since": since, "until": until}
+        answer: dict[str, Any] = self._json(
+            "GET", "/v1/stats", params={k: v for k, v in params.items() if v is not None})
+        return answer
+
+    def clusters(self) -> builtins.list[dict[str, Any]]:
+        """The clusters this gateway fronts, with partitions, verbs and load.
+
+        Raises:
+            UnreachableError: the gateway did not answer.
+        """
+        clusters: builtins.list[dict[str, Any]] = self._json("GET", "/v1/clusters")["clusters"]
+        return clusters
+
     @property
     def webhooks(self) -> Webhooks:
         """Register and inspect webhooks: ``client.webhooks.create(url)``."""
         return Webhooks(self)
 
-    # -- plumbing -------------------------------------------------------------
 
-    def _job(self, data: Any) -> Job:
-        try:
-            return Job.from_api(self, data)
-        except ValueError as exc:  # pydantic's ValidationError is one
-            raise JobgateError(f"unexpected answer from jobgate at {self.url}: "
-                               "not a job (is the SDK older than the server?)") from exc
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise JobgateError(
-                f"unexpected answer from {response.request.url}: not JSON"
-            ) from exc
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise UnreachableError(
-                f"no answer from jobgate at {self.url} in time ({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise UnreachableError(f"cannot reach jobgate at {self.url}: {exc}") from exc
-        if response.is_error:
-            error = error_from_response(response)
-            if isinstance(error, AuthenticationError) and not self._has_token:
-                # Say where we looked: the usual cause is a JOBGATE_HOME elsewhere.
-                error.message = (
-                    f"{error.message}; no token found: pass --token, set JOBGATE_TOKEN, "
-                    f"or point JOBGATE_HOME at the gateway's home (no {default_token_path()})"
-                )
-                error.args = (error.message,)
-            raise error
-        return response
-
-
-def _jsonable(value: Any) -> Any:
-    """Python values a caller may reasonably pass, in the API's JSON form."""
-    if isinstance(value, timedelta):
-        return int(value.total_seconds())
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+def _list_params(state: StateFilter, tag: str | None, user: str | None,
+                 cluster: str | None, partition: str | None) -> dict[str, Any]:
+    if isinstance(state, str):
+        states: builtins.list[str] = [str(state).upper()]
+    else:
+        states = [str(s).upper() for s in state or ()]
+    given = {"state": states or None, "tag": tag, "user": user, "cluster": cluster,
+             "partition": partition}
+    return {key: value for key, value in given.items() if value is not None}

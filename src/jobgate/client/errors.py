@@ -21,11 +21,29 @@ from jobgate.errors import (
     JobgateError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
     TooLargeError,
     UnsupportedError,
+    VerbNotSupportedError,
 )
 
-__all__ = ["UnreachableError", "WaitTimeout", "error_from_response"]
+__all__ = [
+    "MissingJobError",
+    "NotSupportedError",
+    "RateLimitedError",
+    "ServerError",
+    "UnauthorizedError",
+    "UnreachableError",
+    "WaitTimeout",
+    "error_from_response",
+]
+
+# The SDK's names for the server's errors (pyslurm calls a missing job
+# RPCError/MissingJobError; HTTP calls a bad token "unauthorized").
+UnauthorizedError = AuthenticationError
+MissingJobError = NotFoundError
+NotSupportedError = VerbNotSupportedError
 
 
 class UnreachableError(JobgateError, ConnectionError):
@@ -51,6 +69,9 @@ _KNOWN: tuple[type[JobgateError], ...] = (
     PermissionDeniedError,
     BackendError,
     TooLargeError,
+    VerbNotSupportedError,
+    RateLimitedError,
+    ServerError,
 )
 _BY_CODE: dict[str, type[JobgateError]] = {cls.code: cls for cls in _KNOWN}
 _BY_STATUS: dict[int, type[JobgateError]] = {
@@ -60,6 +81,9 @@ _BY_STATUS: dict[int, type[JobgateError]] = {
     409: ConflictError,
     413: TooLargeError,
     422: InvalidSpecError,
+    429: RateLimitedError,
+    501: VerbNotSupportedError,
+    503: BackendError,
 }
 
 
@@ -73,11 +97,27 @@ def error_from_response(response: httpx.Response) -> JobgateError:
     status = response.status_code
     cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status)
     if cls is None:
-        cls = BackendError if status >= 500 else JobgateError
+        cls = ServerError if status >= 500 else JobgateError
     if message is None:
         reason = response.reason_phrase or "error"
         message = f"{status} {reason} from {response.request.url}"
-    return _build(cls, message, details)
+    exc = _build(cls, message, details)
+    if isinstance(exc, RateLimitedError):
+        exc.retry_after = _retry_after(response, details)
+    return exc
+
+
+def _retry_after(response: httpx.Response, details: Any) -> int:
+    """Seconds the server asks to wait: its Retry-After header, else the details."""
+    for value in (response.headers.get("Retry-After"),
+                  details.get("retry_after") if isinstance(details, dict) else None):
+        if value is None:
+            continue
+        try:
+            return max(0, int(float(value)))
+        except (TypeError, ValueError):
+            continue
+    return 1
 
 
 def _parse_body(response: httpx.Response) -> tuple[str | None, str | None, Any]:

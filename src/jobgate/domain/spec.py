@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobgate.domain.parsing import parse_duration, parse_memory, parse_sbatch_directives
+from jobgate.domain.sbatch_names import from_sbatch_names
 from jobgate.errors import InvalidSpecError
 
 MAX_SCRIPT_BYTES = 1024 * 1024
@@ -57,6 +58,12 @@ class JobSpec(BaseModel):
     stderr: str | None = Field(None, description="Error file pattern (%j job id, %x name).")
     comment: str | None = Field(None, max_length=4096)
     additional_data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sbatch_names(cls, data: Any) -> Any:
+        # sbatch's option names (job_name, mem, time, ...) as the fields they set.
+        return from_sbatch_names(data) if isinstance(data, dict) else data
 
     @field_validator("time_limit", mode="before")
     @classmethod
