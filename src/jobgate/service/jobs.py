@@ -229,7 +229,7 @@ class JobService:
         after_id = decode_cursor(cursor) if cursor else None
         with self.sessions() as session:
             rows = JobRepository(session).page(filters, limit=limit + 1, after_id=after_id)
-            records = [to_record(row) for row in rows[:limit]]
+        records = rows[:limit]
         next_cursor = encode_cursor(records[-1].id) if len(rows) > limit else None
         return records, next_cursor
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import RowMapping, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, raiseload
 
 from jobgate.domain.dependencies import JobRef
@@ -26,6 +26,8 @@ JOB_EVENTS = Base.metadata.tables["job_events"]
 _INSERT_JOB = JOBS.insert().returning(JOBS.c.id)
 # Ids are BIGINT: a larger one names no job (and the drivers cannot even send it).
 MAX_ID = 2**63 - 1
+# The columns a JobRecord has a field of the same name for.
+_RECORD_COLUMNS = [c.name for c in JOBS.columns if c.name in JobRecord.model_fields]
 
 
 @dataclass(frozen=True)
@@ -147,28 +149,46 @@ class JobRepository:
             query = query.with_for_update()
         return self.session.scalars(query).first()
 
-    def page(self, filters: JobFilter, *, limit: int, after_id: int | None = None) -> list[JobRow]:
-        """Newest first; `after_id` continues a page that ended at that id."""
-        query = self._filtered(select(JobRow), filters)
-        if after_id is not None:
-            query = query.where(JobRow.id < after_id)
-        return list(self.session.scalars(query.order_by(JobRow.id.desc()).limit(limit)))
+    def page(self, filters: JobFilter, *, limit: int,
+             after_id: int | None = None) -> list[JobRecord]:
+        """Newest first; `after_id` continues a page that ended at that id.
 
-    def _filtered(self, query: Select[tuple[JobRow]], filters: JobFilter) -> Select[tuple[JobRow]]:
-        query = query.where(JobRow.deleted_at.is_(None))
-        if filters.states:
-            query = query.where(JobRow.state.in_([s.value for s in filters.states]))
+        Plain rows, not ORM objects: a page of a hundred jobs costs a few
+        milliseconds this way, several times less (bench/list_jobs.py)."""
+        query = select(JOBS).where(JOBS.c.deleted_at.is_(None))
+        newest_first = JOBS.c.id
         if filters.tag is not None:
-            query = query.where(
-                JobRow.id.in_(select(JobTagRow.job_id).where(JobTagRow.tag == filters.tag))
-            )
+            # Walk the tag's index backwards and stop at the page's end; an
+            # `id IN (all jobs with the tag)` reads every one of them first.
+            query = query.join(JOB_TAGS, JOB_TAGS.c.job_id == JOBS.c.id).where(
+                JOB_TAGS.c.tag == filters.tag)
+            newest_first = JOB_TAGS.c.job_id
+        if filters.states:
+            query = query.where(JOBS.c.state.in_([s.value for s in filters.states]))
         if filters.user_name is not None:
-            query = query.where(JobRow.user_name == filters.user_name)
+            query = query.where(JOBS.c.user_name == filters.user_name)
         if filters.cluster is not None:
-            query = query.where(JobRow.cluster == filters.cluster)
+            query = query.where(JOBS.c.cluster == filters.cluster)
         if filters.partition is not None:
-            query = query.where(JobRow.partition == filters.partition)
-        return query
+            query = query.where(JOBS.c.partition == filters.partition)
+        if after_id is not None:
+            query = query.where(newest_first < after_id)
+        rows = self.session.execute(query.order_by(newest_first.desc()).limit(limit)).mappings()
+        return self._records(rows.all())
+
+    def _records(self, rows: Sequence[RowMapping]) -> list[JobRecord]:
+        """Records of plain job rows, with their tags (one query for all)."""
+        tags: dict[int, list[str]] = {}
+        if rows:
+            for job_id, tag in self.session.execute(
+                select(JOB_TAGS.c.job_id, JOB_TAGS.c.tag)
+                .where(JOB_TAGS.c.job_id.in_([row["id"] for row in rows]))
+                .order_by(JOB_TAGS.c.job_id, JOB_TAGS.c.position)
+            ):
+                tags.setdefault(job_id, []).append(tag)
+        return [JobRecord.model_validate(
+                    {key: row[key] for key in _RECORD_COLUMNS} | {"tags": tags.get(row["id"], [])})
+                for row in rows]
 
     def in_states(self, cluster: str, states: Sequence[JobState], limit: int) -> list[JobRow]:
         """Jobs of a cluster in the given states, highest priority then oldest first
