@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     # Submissions a user may make a second after a burst (0: no limit).
     submit_rate: float = 200.0
     submit_burst: int = 1000
+    # Failed authentications one address may make within the window before
+    # every request from it gets 429 (per worker process; 0: no limit).
+    auth_failure_limit: int = Field(20, ge=0)
+    auth_failure_window: float = Field(60.0, gt=0)
+    # Must every non-admin job name a project (else: users in no project
+    # submit jobs outside any project)?
+    require_project: bool = False
     # How often the engine looks again when nothing woke it.
     engine_interval: float = 0.5
     # Files sent with a job (multipart submissions, zip entries unpacked): bytes

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from jobgate import __version__
+from jobgate.api.audit import AuditMiddleware
 from jobgate.api.error_docs import install_error_docs
 from jobgate.api.errors import install_error_handlers
 from jobgate.api.limits import BodySizeLimit
 from jobgate.api.routes import (
+    admin,
     clusters,
     control,
     deletion,
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_docs(app)
     app.add_middleware(BodySizeLimit, upload_max_bytes=settings.upload_max_total_bytes,
                        upload_max_files=settings.upload_max_files)
+    app.add_middleware(AuditMiddleware)
     app.include_router(health.router)
     app.include_router(uploads.router)  # multipart POST /v1/jobs: before the JSON route
     app.include_router(jobs.router)
@@ -63,4 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(stats.router)
     app.include_router(registry.router)
+    app.include_router(admin.me_router)
+    app.include_router(admin.router)
     return app

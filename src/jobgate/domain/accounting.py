@@ -14,7 +14,7 @@ from enum import StrEnum
 class GroupBy(StrEnum):
     """What the jobs are grouped by."""
 
-    # Jobs carry no project yet: a project is the job's account (Slurm's --account).
+    # The job's project; for a job in none, its account (Slurm's --account).
     PROJECT = "project"
     USER = "user"
     CLUSTER = "cluster"

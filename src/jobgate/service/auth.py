@@ -1,46 +1,134 @@
-"""Users and bearer tokens; the first start creates `admin` and its token file."""
+"""Who is calling: bearer tokens (hashed, expiring, revocable), service accounts
+acting on behalf of users (X-On-Behalf-Of), and the first start's `admin`."""
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobgate.errors import AuthenticationError
+from jobgate.errors import AuthenticationError, PermissionDeniedError
+from jobgate.service.throttle import AuthThrottle
+from jobgate.store.projects import ProjectRepository
 from jobgate.store.users import UserRepository
 
+MEMBER = "member"
+MANAGER = "manager"
+# last_used_at is written at most this often per token: a write per request
+# would queue every read behind SQLite's write lock.
+TOUCH_EVERY = timedelta(seconds=60)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class Principal:
-    """Who is calling."""
+    """Who is calling: the user whose rights apply (for a service account acting
+    on behalf of a user: that user, with `actor` the service account)."""
 
     name: str
     is_admin: bool
+    roles: frozenset[str] = frozenset()
+    # The user's projects: name -> "member" or "manager".
+    projects: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The service account acting for `name`; its reach is the projects above only.
+    actor: str | None = None
+
+    @property
+    def scoped(self) -> bool:
+        """Acting through a service account: only jobs of its projects count."""
+        return self.actor is not None
+
+    def has_role(self, role: str) -> bool:
+        return self.is_admin or role in self.roles
+
+    def may_see(self, owner: str, project: str | None) -> bool:
+        """May see a job of `owner` in `project` (else: 404, never 403)."""
+        if self.is_admin:
+            return True
+        if self.scoped and project not in self.projects:
+            return False
+        return owner == self.name or (project is not None and project in self.projects)
+
+    def may_act(self, owner: str, project: str | None) -> bool:
+        """May steer, change or delete it (a project member only reads)."""
+        if not self.may_see(owner, project):
+            return False
+        return self.is_admin or owner == self.name or (
+            project is not None and self.projects.get(project) == MANAGER)
+
+    def describe(self) -> str:
+        """For event reasons: `ana`, or `ana (via portal)`."""
+        return f"{self.name} (via {self.actor})" if self.actor else self.name
 
 
 class AuthService:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session],
+                 throttle: AuthThrottle | None = None) -> None:
         self.sessions = sessions
+        self.throttle = throttle or AuthThrottle(0, 60.0)
 
-    def authenticate(self, token: str | None) -> Principal:
-        """The user a bearer token belongs to.
+    def authenticate(self, token: str | None, *, on_behalf_of: str | None = None,
+                     address: str | None = None) -> Principal:
+        """The principal a bearer token stands for. No cache: a revoked or
+        expired token fails on the very next request.
 
         Raises:
-            AuthenticationError: no token, or one that matches no user.
+            AuthenticationError: no token, or one that is unknown, revoked,
+                expired, or whose user is disabled.
+            RateLimitedError: too many failed attempts from `address` lately.
+            PermissionDeniedError: `on_behalf_of` names a user this token may
+                not act for.
         """
         if not token:
             raise AuthenticationError(
                 "missing bearer token: send 'Authorization: Bearer <token>'"
             )
+        self.throttle.check(address)
+        now = datetime.now(UTC)
         with self.sessions() as session:
-            user = UserRepository(session).by_token(token)
-            if user is None:
-                raise AuthenticationError("invalid token")
-            return Principal(name=user.name, is_admin=user.is_admin)
+            users = UserRepository(session)
+            found = users.token_and_user(token)
+            if found is None:
+                self._failed(address, "invalid token")
+            assert found is not None
+            row, user = found
+            if row.revoked_at is not None:
+                self._failed(address, "token revoked: ask for a new one")
+            if row.expires_at is not None and row.expires_at <= now:
+                self._failed(address, "token expired: ask for a new one")
+            if not user.active:
+                self._failed(address, f"user {user.name!r} is disabled")
+            if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+                users.touch_token(row.token_hash, now)
+                session.commit()
+            projects = ProjectRepository(session)
+            if on_behalf_of is None or (on_behalf_of == user.name and row.acts_for is None):
+                return Principal(name=user.name, is_admin=user.is_admin,
+                                 roles=frozenset(user.roles or ()),
+                                 projects=MappingProxyType(projects.roles_of(user.id)))
+            if row.acts_for is None:
+                raise PermissionDeniedError(
+                    f"this token of {user.name!r} is not a service account's: it may not "
+                    "act on behalf of others (drop X-On-Behalf-Of)")
+            target = users.get(on_behalf_of)
+            theirs = projects.roles_of(target.id) if target is not None and target.active else {}
+            shared = {name: role for name, role in theirs.items() if name in row.acts_for}
+            if not shared:
+                raise PermissionDeniedError(
+                    f"service account {user.name!r} may act only for active users of "
+                    f"{', '.join(sorted(row.acts_for)) or 'no project'}; "
+                    f"{on_behalf_of!r} is not one", details={"on_behalf_of": on_behalf_of})
+            return Principal(name=on_behalf_of, is_admin=False,
+                             projects=MappingProxyType(shared), actor=user.name)
+
+    def _failed(self, address: str | None, message: str) -> None:
+        self.throttle.failed(address)
+        raise AuthenticationError(message)
 
     def ensure_admin(self, token_path: Path) -> None:
         """On a store with no users, create `admin` and write its token (mode 0600)."""
@@ -48,13 +136,18 @@ class AuthService:
             users = UserRepository(session)
             if users.count():
                 return
-            token = secrets.token_urlsafe(32)
+            token = new_token()
             now = datetime.now(UTC)
-            admin = users.add("admin", is_admin=True, at=now)
+            admin = users.add("admin", is_admin=True, at=now, display_name="Administrator")
             users.add_token(admin, token, label="created at first start", at=now)
             # Written before the commit: should writing fail, no user exists
             # without a token anyone can read.
             write_secret(token_path, token + "\n")
+
+
+def new_token() -> str:
+    """A new random API token (shown once; only its hash is stored)."""
+    return "jg_" + secrets.token_urlsafe(32)
 
 
 def write_secret(path: Path, content: str) -> None:

@@ -19,6 +19,7 @@ from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState, can_transition
 from jobgate.errors import ConflictError, InvalidSpecError, PermissionDeniedError
+from jobgate.service.access import require_actable
 from jobgate.service.auth import Principal
 from jobgate.service.jobs import (
     JobService,
@@ -46,8 +47,15 @@ class JobControl:
              ) -> Iterator[tuple[JobRepository, JobRow]]:
         with self.jobs.sessions.begin() as session:
             row = self.jobs.visible_row(session, job_id, user)
+            require_actable(row, user, verb)
             refuse_registry(row, verb)
             yield JobRepository(session), row
+
+    def _get(self, job_id: int, user: Principal, verb: str) -> JobRecord:
+        """The job, if `user` may steer it (NotFoundError, PermissionDeniedError)."""
+        job = self.jobs.get(job_id, user)
+        require_actable(job, user, verb)
+        return job
 
     def hold(self, job_id: int, user: Principal, mode: HoldMode = "user") -> JobRecord:
         """Keep a pending job from starting (JobHeldUser or JobHeldAdmin).
@@ -63,7 +71,7 @@ class JobControl:
             queue = self._cluster_queue(row)
             if queue is not None:  # already in the cluster's queue: held there
                 queue.hold(to_record(row), admin=mode == "admin")
-            repo.change(row, utcnow(), f"held by {user.name}",
+            repo.change(row, utcnow(), f"held by {user.describe()}",
                         {"held": True, "state_reason": held_reason(True, mode)}, {"verb": "hold"})
             return to_record(row)
 
@@ -82,7 +90,7 @@ class JobControl:
             queue = self._cluster_queue(row)
             if queue is not None:
                 queue.release(to_record(row))
-            repo.change(row, utcnow(), f"released by {user.name}",
+            repo.change(row, utcnow(), f"released by {user.describe()}",
                         {"held": False, "state_reason": None}, {"verb": "release"})
             record = to_record(row)
         self.jobs.wake_engine()
@@ -109,13 +117,13 @@ class JobControl:
     def _signal_state(
         self, job_id: int, user: Principal, expected: JobState, new: JobState, verb: str
     ) -> JobRecord:
-        job = self.jobs.get(job_id, user)
+        job = self._get(job_id, user, verb)
         backend = self.jobs.backend_for(job, verb)
         _require_state(job.id, job.state, (expected,), verb)
         getattr(backend, verb)(job)
         with self._job(job_id, user, verb) as (repo, row):
             repo.transition(row.id, expected, new, utcnow(),
-                            reason=f"{new.value.lower()} by {user.name}")
+                            reason=f"{new.value.lower()} by {user.describe()}")
             return to_record(row)
 
     def requeue(self, job_id: int, user: Principal, *, hold: bool = False) -> JobRecord:
@@ -131,7 +139,7 @@ class JobControl:
                                     "job can be requeued", details={"state": current})
             previous = to_record(row)
             repo.transition(row.id, current, JobState.PENDING, utcnow(),
-                            reason=f"requeued by {user.name}", values={
+                            reason=f"requeued by {user.describe()}", values={
                                 "requeue_count": row.requeue_count + 1, "start_time": None,
                                 "end_time": None, "exit_code": None, "exit_code_signal": None,
                                 "native_id": None, "held": hold,
@@ -151,7 +159,7 @@ class JobControl:
             InvalidSpecError: no such signal; NotFoundError; ConflictError: not running.
         """
         signum = parse_signal(signal_name)
-        job = self.jobs.get(job_id, user)
+        job = self._get(job_id, user, "signal")
         backend = self.jobs.backend_for(job, "signal")
         _require_state(job.id, job.state, STARTED, "signal")
         backend.send_signal(job, signum)
@@ -167,7 +175,7 @@ class JobControl:
         if not message.strip() or len(message.encode()) > MAX_NOTIFY_BYTES:
             raise InvalidSpecError("message", message[:40],
                                    f"must be 1 to {MAX_NOTIFY_BYTES} bytes")
-        job = self.jobs.get(job_id, user)
+        job = self._get(job_id, user, "notify")
         backend = self.jobs.backend_for(job, "notify")
         _require_state(job.id, job.state, STARTED, "notify")
         backend.notify(job, message)
@@ -182,7 +190,7 @@ class JobControl:
             NotFoundError; ConflictError: the job has ended, or a field that
             cannot change while it runs; VerbNotSupportedError: a registry job.
         """
-        job = self.jobs.get(job_id, user)
+        job = self._get(job_id, user, "modify")
         refuse_registry(job, "modify")
         queued = job.state is JobState.PENDING and self._cluster_queue(job) is not None
         if job.state is JobState.PENDING and not queued:
@@ -201,9 +209,18 @@ class JobControl:
         with self._job(job_id, user, "modify") as (repo, row):
             values = {k: getattr(merged, k) for k in changes}
             values["spec"] = merged.model_dump(mode="json", exclude_unset=True)
-            repo.change(row, utcnow(), f"modified by {user.name}", values,
+            repo.change(row, utcnow(), f"modified by {user.describe()}", values,
                         {"verb": "modify", "fields": sorted(changes)})
             return to_record(row)
+
+    @staticmethod
+    def _owner(job: JobRecord, user: Principal) -> Principal:
+        """Whose project rules a changed spec meets: the owner's, as far as the
+        caller knows them (a manager steering a member's job: the same project)."""
+        if user.is_admin or job.user_name == user.name or job.project is None:
+            return user
+        return Principal(name=job.user_name, is_admin=False,
+                         projects={job.project: user.projects.get(job.project, "member")})
 
     def _cluster_queue(self, job: JobRow | JobRecord) -> QueueControl | None:
         """The backend holding the job in its cluster's queue, if it was handed over."""
@@ -215,15 +232,15 @@ class JobControl:
 
     def _modify_pending(self, job: JobRecord, user: Principal, changes: dict[str, Any]
                         ) -> JobRecord:
-        spec, cluster, partition = self.jobs.validate(
-            JobSpec.parse(job.spec.model_dump(exclude_unset=True) | changes)
+        spec, cluster, partition = self.jobs.checked(
+            JobSpec.parse(job.spec.model_dump(exclude_unset=True) | changes), self._owner(job, user)
         )
         with self._job(job.id, user, "modify") as (repo, row):
             _require(row, (JobState.PENDING,), "modify")
             columns = spec_columns(spec, cluster, partition)
             if "hold" in changes:
                 columns |= {"held": spec.hold, "state_reason": held_reason(spec.hold, "user")}
-            repo.change(row, utcnow(), f"modified by {user.name}", columns,
+            repo.change(row, utcnow(), f"modified by {user.describe()}", columns,
                         {"verb": "modify", "fields": sorted(changes)})
             if "tags" in changes:
                 row.tags = [JobTagRow(tag=t, position=i) for i, t in enumerate(spec.tags)]

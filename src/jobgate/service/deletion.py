@@ -16,7 +16,8 @@ import shutil
 from pathlib import Path
 
 from jobgate.domain.states import JobState
-from jobgate.errors import ConflictError, JobgateError, NotFoundError
+from jobgate.errors import ConflictError, JobgateError
+from jobgate.service.access import require_actable, require_visible
 from jobgate.service.auth import Principal
 from jobgate.service.jobs import JobService, refuse_registry, utcnow
 from jobgate.store.jobs import JobRepository, to_record
@@ -44,6 +45,7 @@ class JobDeletion:
             VerbNotSupportedError: a registry job (its scheduler keeps it).
         """
         job = self.jobs.get(job_id, user)
+        require_actable(job, user, "delete")
         refuse_registry(job, "delete")
         asked_to_stop = False
         if not job.state.final:
@@ -56,17 +58,17 @@ class JobDeletion:
         with self.jobs.sessions.begin() as session:
             repo = JobRepository(session)
             row = repo.get(job_id, for_update=True)
-            if row is None or not (user.is_admin or row.user_name == user.name):
-                raise NotFoundError(f"no job {job_id}")  # deleted meanwhile
+            require_visible(row, job_id, user)  # deleted meanwhile
+            assert row is not None
             state = JobState(row.state)
             if not state.final:
                 _require_force(job_id, state, force)  # requeued meanwhile
             if state is JobState.PENDING:
                 repo.transition(job_id, state, JobState.CANCELLED, now,
-                                reason=f"cancelled by {user.name} (deleted)",
+                                reason=f"cancelled by {user.describe()} (deleted)",
                                 values={"end_time": now})
                 state = JobState.CANCELLED
-            repo.tombstone(row, now, f"deleted by {user.name}")
+            repo.tombstone(row, now, f"deleted by {user.describe()}")
             working_directory = row.working_directory
             current = to_record(row)
         if state.final:

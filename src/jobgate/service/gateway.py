@@ -12,7 +12,10 @@ from sqlalchemy import event
 
 from jobgate.backends import make_backend
 from jobgate.config import Settings
+from jobgate.service.access import SubmitRules
 from jobgate.service.accounting import AccountingService
+from jobgate.service.admin import AdminService
+from jobgate.service.audit import AuditLog
 from jobgate.service.auth import AuthService
 from jobgate.service.clusters import ClusterService
 from jobgate.service.control import JobControl
@@ -26,6 +29,7 @@ from jobgate.service.jobs import JobService
 from jobgate.service.metrics import Metrics
 from jobgate.service.ratelimit import SubmitRateLimit
 from jobgate.service.registry import RegistryService
+from jobgate.service.throttle import AuthThrottle
 from jobgate.service.uploads import UploadSubmit
 from jobgate.service.webhook_dispatch import WebhookDispatcher
 from jobgate.service.webhooks import WebhookService
@@ -45,8 +49,13 @@ class Gateway:
             name: make_backend(name, config, settings)
             for name, config in settings.clusters.items()
         }
-        self.auth = AuthService(self.sessions)
+        self.auth = AuthService(self.sessions, AuthThrottle(settings.auth_failure_limit,
+                                                            settings.auth_failure_window))
         self.jobs = JobService(self.sessions, settings, self.backends)
+        self.jobs.authorize = SubmitRules(
+            self.sessions, require_project=settings.require_project).authorize
+        self.admin = AdminService(self.sessions)
+        self.audit = AuditLog(self.db)
         self.control = JobControl(self.jobs)
         self.idempotent = IdempotentSubmit(self.jobs)
         self.deletion = JobDeletion(self.jobs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +24,10 @@ from jobgate.domain.states import JobState, can_transition
 from jobgate.errors import (
     ConflictError,
     InvalidSpecError,
-    NotFoundError,
     UnsupportedError,
     VerbNotSupportedError,
 )
+from jobgate.service.access import require_actable, require_visible
 from jobgate.service.auth import Principal
 from jobgate.store.jobs import (
     Change,
@@ -67,6 +68,9 @@ class JobService:
         # Told the ids of deleted jobs that have just ended (a forced delete of
         # an active job), whose files can go now (see service/deletion.py).
         self.on_deleted_ended: Callable[[list[int]], None] = lambda _ids: None
+        # Project rules on a validated spec (service/access.py SubmitRules).
+        self.authorize: Callable[[JobSpec, str, str, Principal], JobSpec] = \
+            lambda spec, *_: spec
 
     # -- submit ---------------------------------------------------------------
 
@@ -85,7 +89,7 @@ class JobService:
         `on_record` runs inside the transaction, once the job is written: what it
         writes commits with the job, or not at all.
         """
-        spec, cluster, partition = self.validate(spec)
+        spec, cluster, partition = self.checked(spec, user)
         with self.sessions.begin() as session:
             record = self._write(session, spec, cluster, partition, user, utcnow())
             if on_record is not None:
@@ -106,7 +110,7 @@ class JobService:
         checked = []
         for index, spec in enumerate(specs):
             try:
-                checked.append(self.validate(spec))
+                checked.append(self.checked(spec, user))
             except InvalidSpecError as exc:
                 raise InvalidSpecError(f"jobs[{index}].{exc.field}", exc.value,
                                        exc.reason) from exc
@@ -190,6 +194,16 @@ class JobService:
         self.backends[cluster].check(spec)
         return spec, cluster, partition
 
+    def checked(self, spec: JobSpec, user: Principal) -> tuple[JobSpec, str, str]:
+        """`validate`, then the project rules for `user`.
+
+        Raises:
+            InvalidSpecError, UnsupportedError: as `validate`; also a project to name.
+            PermissionDeniedError: a project, cluster or partition the user may not use.
+        """
+        spec, cluster, partition = self.validate(spec)
+        return self.authorize(spec, cluster, partition, user), cluster, partition
+
     def place(self, row: JobRow, spec: JobSpec) -> None:
         """Set the job's working directory and output files (the row has its id)."""
         backend = self.backends[row.cluster]
@@ -223,9 +237,10 @@ class JobService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_PAGE}")
         if not user.is_admin:
-            if filters.user_name not in (None, user.name):
+            narrowed = visible_filter(filters, user)
+            if narrowed is None:
                 return [], None
-            filters = JobFilter(**{**filters.__dict__, "user_name": user.name})
+            filters = narrowed
         after_id = decode_cursor(cursor) if cursor else None
         with self.sessions() as session:
             rows = JobRepository(session).page(filters, limit=limit + 1, after_id=after_id)
@@ -268,13 +283,16 @@ class JobService:
         """
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_PAGE}")
+        visible_to = None
         if not user.is_admin:
-            if user_name not in (None, user.name):
+            seen = visible_filter(JobFilter(), user)
+            if seen is None:
                 return []
-            user_name = user.name
+            visible_to = seen.visible_to
         with self.sessions() as session:
             return JobRepository(session).events_after(
-                after_seq, limit=limit, job_id=job_id, user_name=user_name, states=states)
+                after_seq, limit=limit, job_id=job_id, user_name=user_name, states=states,
+                visible_to=visible_to)
 
     def read_output(
         self, job_id: int, user: Principal, stream: Literal["stdout", "stderr"],
@@ -312,13 +330,14 @@ class JobService:
         """
         with self.sessions.begin() as session:
             row = self.visible_row(session, job_id, user)
+            require_actable(row, user, "cancel")
             refuse_registry(row, "cancel")
             state = JobState(row.state)
             repo = JobRepository(session)
             # A job already handed to a cluster that queues it ends when the cluster says.
             if state is JobState.PENDING and row.native_id is None and repo.transition(
-                job_id, state, JobState.CANCELLED, utcnow(), reason="cancelled by " + user.name,
-                values={"end_time": utcnow()},
+                job_id, state, JobState.CANCELLED, utcnow(),
+                reason="cancelled by " + user.describe(), values={"end_time": utcnow()},
             ):
                 record = to_record(row)
                 backend = self.backends.get(record.cluster)
@@ -382,9 +401,20 @@ class JobService:
 
     def visible_row(self, session: Session, job_id: int, user: Principal) -> JobRow:
         row = JobRepository(session).get(job_id)
-        if row is None or not (user.is_admin or row.user_name == user.name):
-            raise NotFoundError(f"no job {job_id}")
+        require_visible(row, job_id, user)
+        assert row is not None
         return row
+
+
+def visible_filter(filters: JobFilter, user: Principal) -> JobFilter | None:
+    """`filters` narrowed to the jobs a non-admin may see: their own and their
+    projects' (a service account: within its projects); None when it asks for
+    none of those."""
+    projects = tuple(sorted(user.projects))
+    owner = None if user.scoped else user.name
+    if owner is None and not projects:
+        return None
+    return replace(filters, visible_to=(owner, projects))
 
 
 def refuse_registry(job: JobRecord | JobRow, verb: str) -> None:
@@ -445,6 +475,7 @@ def spec_columns(spec: JobSpec, cluster: str, partition: str) -> dict[str, Any]:
     return {
         "name": spec.name or ("wrap" if spec.command is not None else "batch"),
         "cluster": cluster, "partition": partition, "account": spec.account,
+        "project": spec.project,
         "num_nodes": spec.nodes or 1, "ntasks": spec.ntasks or 1,
         "cpus_per_task": spec.cpus_per_task or 1, "memory": spec.memory,
         "memory_per_cpu": spec.memory_per_cpu, "gpus": spec.gpus or 0,

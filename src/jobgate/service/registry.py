@@ -63,9 +63,9 @@ class Outcome(NamedTuple):
 def may_ingest(user: Principal) -> bool:
     """Who may push records into the registry: the one place that decides.
 
-    Admins for now; issue 6 adds an `ingest` role, to be granted here.
+    Admins, and users given the `ingest` role.
     """
-    return user.is_admin
+    return user.has_role("ingest")
 
 
 class RegistryService:
@@ -83,7 +83,8 @@ class RegistryService:
             ConflictError: concurrent batches kept colliding (send it again).
         """
         if not may_ingest(user):
-            raise PermissionDeniedError("pushing jobs into the registry needs an admin token")
+            raise PermissionDeniedError(
+                "pushing jobs into the registry needs the `ingest` role (or an admin)")
         if len(records) > self.max_batch:
             raise TooLargeError("registry_max_batch", self.max_batch,
                                 f"a batch of {len(records)} records")

@@ -80,7 +80,9 @@ def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 
 def _group_key(group_by: GroupBy) -> SQLColumnExpression[Any]:
     return {
-        GroupBy.PROJECT: JobRow.account,
+        # A job's project; a job in none (a registry job, a user in no project):
+        # its account, which is what Slurm charges.
+        GroupBy.PROJECT: func.coalesce(JobRow.project, JobRow.account),
         GroupBy.USER: JobRow.user_name,
         GroupBy.CLUSTER: JobRow.cluster,
         GroupBy.PARTITION: JobRow.partition,

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
-from jobgate.store.tables import AuditRow
+from jobgate.store.tables import Base
 
-AUDIT = AuditRow.__table__
+AUDIT = Base.metadata.tables["audit_log"]
 
 
 @dataclass(frozen=True)

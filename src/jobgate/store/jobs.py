@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    bindparam,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, raiseload
 
 from jobgate.domain.dependencies import JobRef
@@ -37,6 +47,19 @@ class JobFilter:
     user_name: str | None = None
     cluster: str | None = None
     partition: str | None = None
+    # Only jobs of this owner or of these projects (a non-admin's view; an
+    # owner of None: the projects' jobs only).
+    visible_to: tuple[str | None, tuple[str, ...]] | None = None
+
+
+def visible_clause(visible_to: tuple[str | None, tuple[str, ...]]) -> ColumnElement[bool]:
+    owner, projects = visible_to
+    clauses = []
+    if owner is not None:
+        clauses.append(JOBS.c.user_name == owner)
+    if projects:
+        clauses.append(JOBS.c.project.in_(projects))
+    return or_(false(), *clauses)
 
 
 @dataclass(frozen=True)
@@ -171,6 +194,8 @@ class JobRepository:
             query = query.where(JOBS.c.cluster == filters.cluster)
         if filters.partition is not None:
             query = query.where(JOBS.c.partition == filters.partition)
+        if filters.visible_to is not None:
+            query = query.where(visible_clause(filters.visible_to))
         if after_id is not None:
             query = query.where(newest_first < after_id)
         rows = self.session.execute(query.order_by(newest_first.desc()).limit(limit)).mappings()
@@ -386,6 +411,7 @@ class JobRepository:
     def events_after(
         self, after_seq: int, *, limit: int, job_id: int | None = None,
         user_name: str | None = None, states: Sequence[JobState] = (),
+        visible_to: tuple[str | None, tuple[str, ...]] | None = None,
     ) -> list[EventRecord]:
         """The log after `after_seq`, oldest first, filtered by job, owner and new state."""
         if after_seq >= MAX_ID or (job_id is not None and not 0 < job_id <= MAX_ID):
@@ -393,9 +419,12 @@ class JobRepository:
         query = select(JobEventRow).where(JobEventRow.seq > after_seq)
         if job_id is not None:
             query = query.where(JobEventRow.job_id == job_id)
+        if user_name is not None or visible_to is not None:
+            query = query.join(JobRow, JobRow.id == JobEventRow.job_id)
         if user_name is not None:
-            query = query.join(JobRow, JobRow.id == JobEventRow.job_id).where(
-                JobRow.user_name == user_name)
+            query = query.where(JobRow.user_name == user_name)
+        if visible_to is not None:
+            query = query.where(visible_clause(visible_to))
         if states:
             query = query.where(JobEventRow.to_state.in_([s.value for s in states]))
         return [_event(row) for row in

@@ -33,7 +33,7 @@ def push_registry_jobs(
     overwrites it; otherwise a new job is made. Each change is an event. The
     answer says, per record and in order, whether it was created, updated,
     unchanged or rejected (and why). Up to `registry_max_batch` records (1,000 by
-    default; more: 413); an admin token is needed (403)."""
+    default; more: 413); the `ingest` role (or an admin) is needed (403)."""
     outcomes = gateway.registry.ingest(records, user)
     counts = {status: 0 for status in ("created", "updated", "unchanged", "rejected")}
     results = []

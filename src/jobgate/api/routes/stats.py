@@ -33,7 +33,7 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso_8601)]
 def stats(
     gateway: GatewayDep, user: UserDep,
     group_by: Annotated[GroupBy, Query(description=(
-        "project (the jobs' account, until jobs carry projects), user, cluster, "
+        "project (the job's project, else its account), user, cluster, "
         "partition, state, or day (UTC day of submit_time)"))],
     since: Annotated[IsoTime | None, Query(description=(
         "ISO 8601; only jobs submitted at or after this (no zone: UTC)"))] = None,

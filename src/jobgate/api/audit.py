@@ -1,0 +1,46 @@
+"""The audit middleware: every state-changing call, once answered, is one row of
+the audit log (who, on behalf of whom, what, the status, when, from where)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobgate.service.audit import WRITES, entry
+from jobgate.service.auth import Principal
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in WRITES:
+            await self.app(scope, receive, send)
+            return
+        status = 500  # unless an answer starts
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            gateway = getattr(scope["app"].state, "gateway", None)
+            if gateway is not None:
+                principal = scope.get("state", {}).get("principal")
+                actor = on_behalf_of = None
+                if isinstance(principal, Principal):
+                    actor = principal.actor or principal.name
+                    on_behalf_of = principal.name if principal.actor else None
+                query = scope.get("query_string", b"").decode("latin-1")
+                client = scope.get("client")
+                await run_in_threadpool(gateway.audit.record, entry(
+                    datetime.now(UTC), actor, on_behalf_of, scope["method"],
+                    scope["path"] + (f"?{query}" if query else ""), status,
+                    client[0] if client else None))
