@@ -51,6 +51,7 @@ class JobOut(BaseModel):
     requeue_count: int
     array_job_id: int | None
     array_task_id: int | None
+    dependencies: str | None = Field(None, description="Slurm's dependency string, if any")
     allocation: dict[str, Any] | None = Field(
         description="Resource layout: node, CPU ids, memory (MiB), GPU ids")
     cpu_time: float | None = Field(description="User + system CPU seconds of the process tree")
@@ -71,6 +72,7 @@ class JobOut(BaseModel):
         cpu_time = (stats["cpu_user"] + stats["cpu_system"]
                     if "cpu_user" in stats and "cpu_system" in stats else None)
         return cls(**data, final=job.state.final, cpus=job.cpus, run_time=run_time,
+                   dependencies=job.spec.dependencies,
                    cpu_time=cpu_time, max_rss=stats.get("max_rss_kib"),
                    elapsed_cpu_time=run_time * job.cpus)
 

@@ -56,6 +56,7 @@ class HttpClient:
         retries: int | None = None,
         auto_update: bool = True,
         update_cache_time: float = 5.0,
+        limits: httpx.Limits | None = None,
     ) -> None:
         config = load_config(url, token)
         self.url = config.url
@@ -66,6 +67,8 @@ class HttpClient:
         self._http = httpx.Client(
             base_url=self.url, headers=headers_for(config.token), transport=transport,
             timeout=config.timeout if timeout is None else timeout,
+            limits=limits if limits is not None else httpx.Limits(
+                max_connections=100, max_keepalive_connections=20),
         )
 
     def __repr__(self) -> str:

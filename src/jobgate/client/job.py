@@ -457,6 +457,10 @@ def _states(until: JobState | str | Iterable[JobState | str] | None) -> list[Job
 
 
 def _default_client() -> Client:
+    """The client `Job.load` and `Jobs.load` use when given none. Nobody closes
+    it, so it keeps no connection open between requests."""
+    import httpx
+
     from jobgate.client.client import Client
 
-    return Client()
+    return Client(limits=httpx.Limits(max_keepalive_connections=0))

@@ -63,12 +63,11 @@ class Jobs(dict[int, Job]):
         fresh = {job.id: job for job in client.iter_jobs(**self.filters, page_size=1000)}
         for job_id, job in fresh.items():
             if job_id in self:
-                self[job_id]._apply(job)
-            elif not self.frozen:
-                self[job_id] = job
-        if not self.frozen:
-            for job_id in [i for i in self if i not in fresh]:
-                del self[job_id]
+                fresh[job_id] = self[job_id]._apply(job)
+        if self.frozen:
+            return self
+        self.clear()
+        self.update(fresh)  # the server's order: newest first
         return self
 
     def as_list(self) -> list[Job]:
