@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from jobgate.cli import jobs, serve
+from jobgate.cli.admin import admin_app, token_app
 from jobgate.cli.common import Options
 
 app = typer.Typer(
@@ -52,6 +53,8 @@ app.command("ls")(jobs.ls)
 app.command()(jobs.show)
 app.command()(jobs.cancel)
 app.command()(jobs.logs)
+app.add_typer(admin_app, name="admin")
+app.add_typer(token_app, name="token")
 
 
 def main() -> None:
