@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from jobgate.cli.common import connect, console, fail, print_json
+from jobgate.cli.control import exit_status
 from jobgate.cli.render import job_details, jobs_table
 from jobgate.client import Client
 from jobgate.client.client import Stream
@@ -22,8 +23,9 @@ DEFAULT_LS_LIMIT = 100
 def submit(
     ctx: typer.Context,
     script: Annotated[
-        str, typer.Argument(metavar="SCRIPT", help="Batch script file; - reads it from stdin.")
-    ],
+        str | None, typer.Argument(metavar="[SCRIPT]",
+                                   help="Batch script file; - reads it from stdin.")
+    ] = None,
     name: Annotated[str | None, typer.Option("-J", "--job-name", help="Job name.")] = None,
     partition: Annotated[str | None, typer.Option("-p", "--partition")] = None,
     account: Annotated[str | None, typer.Option("-A", "--account")] = None,
@@ -32,6 +34,22 @@ def submit(
     ntasks: Annotated[int | None, typer.Option("-n", "--ntasks", min=1)] = None,
     cpus_per_task: Annotated[int | None, typer.Option("-c", "--cpus-per-task", min=1)] = None,
     mem: Annotated[str | None, typer.Option("--mem", help="Memory per node: 4G, 500M, ...")] = None,
+    mem_per_cpu: Annotated[str | None, typer.Option("--mem-per-cpu", help="Memory per CPU.")]
+    = None,
+    gpus: Annotated[int | None, typer.Option("-G", "--gpus", min=0)] = None,
+    array: Annotated[str | None, typer.Option("-a", "--array", help="0-9, 1,3,5, 0-99%10")]
+    = None,
+    dependency: Annotated[str | None, typer.Option("-d", "--dependency",
+                                                   help="afterok:12, afterany:12:13, ...")]
+    = None,
+    hold: Annotated[bool, typer.Option("-H", "--hold", help="Submit held.")] = False,
+    begin: Annotated[str | None, typer.Option("-b", "--begin", help="ISO 8601 start time.")]
+    = None,
+    deadline: Annotated[str | None, typer.Option("--deadline", help="ISO 8601.")] = None,
+    export: Annotated[str | None, typer.Option("--export", help="A=1,B=2 added to the "
+                                               "job's environment.")] = None,
+    wrap: Annotated[str | None, typer.Option("--wrap", help="A command line instead of "
+                                             "a script.")] = None,
     time_limit: Annotated[
         str | None, typer.Option("-t", "--time", help="Time limit: 1:00:00, 2-00:00:00, ...")
     ] = None,
@@ -51,15 +69,19 @@ def submit(
                                   exists=True, dir_okay=False)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", "-W", help="Wait for the job to end and "
+                                       "exit with its exit code.")] = False,
 ) -> None:
-    """Submit a batch script, as sbatch does.
+    """Submit a batch script (or --wrap a command), as sbatch does.
 
     The script's #SBATCH lines fill what no option sets; the job runs in the
     current directory unless -D (or #SBATCH -D) says otherwise. With --file or
     --zip, the files are sent along and the job runs in a fresh directory of its
     own, where they are placed (unless -D says otherwise).
     """
-    text = _read_script(script)
+    if (script is None) == (wrap is None):
+        fail("give a SCRIPT file (or - for stdin), or --wrap 'command'", 2)
+    text = _read_script(script) if script is not None else ""
     uploads = bool(files) or archive is not None
     fields: dict[str, Any] = {
         "name": name, "partition": partition, "account": account, "cluster": cluster,
@@ -67,16 +89,30 @@ def submit(
         "time_limit": time_limit, "tags": tags or None, "stdout": output, "stderr": error,
         "working_directory": (_working_directory(text, chdir)
                               if not uploads or chdir is not None else None),
+        "memory_per_cpu": mem_per_cpu, "gpus": gpus, "array": array,
+        "dependencies": dependency, "hold": hold or None, "begin": begin,
+        "deadline": deadline, "export": export, "command": wrap,
     }
     with connect(ctx) as client:
         try:
-            job = client.submit(text, files=files or (), archive=archive, **fields)
+            job = client.submit(text if wrap is None else None, files=files or (),
+                                archive=archive, **fields)
         except OSError as exc:
             fail(f"cannot read {exc.filename}: {exc.strerror}")
+        if not wait:
+            if as_json:
+                print_json(job.to_dict())
+            else:
+                typer.echo(f"Submitted batch job {job.id}")
+            return
+        if not as_json:
+            typer.echo(f"Submitted batch job {job.id}", err=True)
+        job.wait()
     if as_json:
         print_json(job.to_dict())
     else:
-        typer.echo(f"Submitted batch job {job.id}")
+        typer.echo(f"job {job.id} {job.state.value} (exit {job.exit_code})", err=True)
+    raise typer.Exit(exit_status([job]))
 
 
 def _read_script(script: str) -> str:
@@ -144,14 +180,39 @@ def show(
         console().print(job_details(job))
 
 
-def cancel(ctx: typer.Context, job_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
-    """Cancel a job: a pending one at once, a running one is signalled."""
+def cancel(
+    ctx: typer.Context,
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID...]")] = None,
+    states: Annotated[list[str] | None, typer.Option(
+        "--state", "-t", help="Cancel every job in this state; repeatable.")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="...of this user.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="...with this tag.")] = None,
+) -> None:
+    """Cancel jobs by id, or every active job matching --state/--user/--tag (as scancel)."""
+    if not ids and not (states or user or tag):
+        fail("give job ids, or --state/--user/--tag to choose jobs", 2)
+    failed = 0
     with connect(ctx) as client:
-        job = client.cancel(job_id)
-    if job.state.final:
-        typer.echo(f"Cancelled job {job.id}")
-    else:
-        typer.echo(f"Cancelling job {job.id} ({job.state.value})")
+        if ids:
+            targets = list(ids)
+        else:
+            wanted = [s.upper() for s in states or ()] or \
+                ["PENDING", "RUNNING", "SUSPENDED"]
+            targets = [job.id for job in client.iter_jobs(state=wanted, user=user, tag=tag)
+                       if not job.state.final]
+        for job_id in targets:
+            try:
+                job = client.cancel(job_id)
+            except JobgateError as exc:
+                failed += 1
+                typer.echo(f"error: job {job_id}: {exc.message}", err=True)
+                continue
+            if job.state.final:
+                typer.echo(f"Cancelled job {job.id}")
+            else:
+                typer.echo(f"Cancelling job {job.id} ({job.state.value})")
+    if failed:
+        raise typer.Exit(3 if failed < len(targets) else 1)
 
 
 def logs(

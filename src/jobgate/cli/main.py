@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from jobgate.cli import jobs, serve
+from jobgate.cli import control, jobs, monitor, serve
 from jobgate.cli.admin import admin_app, token_app
 from jobgate.cli.common import Options
 
@@ -14,7 +14,7 @@ app = typer.Typer(
     name="jobgate",
     help="A job gateway for compute clusters: submit, watch and steer batch jobs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     # Plain tracebacks for bugs; rich ones would print local variables (the token).
     pretty_exceptions_enable=False,
 )
@@ -53,6 +53,20 @@ app.command("ls")(jobs.ls)
 app.command()(jobs.show)
 app.command()(jobs.cancel)
 app.command()(jobs.logs)
+app.command()(control.hold)
+app.command()(control.release)
+app.command()(control.suspend)
+app.command()(control.resume)
+app.command()(control.requeue)
+app.command()(control.signal)
+app.command()(control.notify)
+app.command()(control.modify)
+app.command()(control.rm)
+app.command()(control.wait)
+app.command()(monitor.watch)
+app.command()(monitor.stats)
+app.command()(monitor.events)
+app.command()(monitor.clusters)
 app.add_typer(admin_app, name="admin")
 app.add_typer(token_app, name="token")
 
