@@ -318,10 +318,17 @@ class JobRepository:
 
     def apply(self, changes: Sequence[Change], at: datetime) -> None:
         """Write many changes to locked jobs (see `queue`) in a few statements:
-        one executemany per set of columns, one for all the events."""
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        one executemany per set of columns, one for all the events. Several
+        changes of one job (PENDING -> RUNNING -> COMPLETED in one batch) are
+        written in their order: the n-th change of each job goes in the n-th wave."""
+        waves: list[dict[tuple[str, ...], list[dict[str, Any]]]] = []
+        changes_of: dict[int, int] = {}
         events = []
         for change in changes:
+            wave = changes_of.get(change.job_id, 0)
+            changes_of[change.job_id] = wave + 1
+            if wave == len(waves):
+                waves.append({})
             values = {**change.values, "updated_at": at}
             if change.move is not None:
                 values |= {"state": change.move[1].value, "state_reason": change.reason}
@@ -330,10 +337,11 @@ class JobRepository:
                     "to_state": change.move[1].value, "reason": change.reason,
                     "data": change.data or {},
                 })
-            by_columns.setdefault(tuple(sorted(values)), []).append(
+            waves[wave].setdefault(tuple(sorted(values)), []).append(
                 {"id": change.job_id, **values})
-        for rows in by_columns.values():
-            self.session.execute(update(JobRow), rows)
+        for by_columns in waves:
+            for rows in by_columns.values():
+                self.session.execute(update(JobRow), rows)
         if events:
             self.session.execute(insert(JobEventRow), events)
 
