@@ -1,0 +1,93 @@
+"""Every steering and looking command of the CLI, against a real gateway."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from jobgate import Client, JobState
+from server_process import Run
+
+WAIT = 60
+
+
+def _submit(run: Run, *args: str) -> int:
+    result = run("submit", *args)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[-1])
+
+
+def test_submit_wait_exits_with_the_jobs_exit_code(jobgate_cli: Run) -> None:
+    failed = jobgate_cli("submit", "--wait", "--wrap", "exit 7")
+    assert failed.returncode == 7, failed.stderr
+    ok = jobgate_cli("submit", "--wait", "--json", "--wrap", "echo hi", "-J", "w")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["state"] == "COMPLETED"
+    assert jobgate_cli("submit").returncode == 2
+
+
+def test_sbatch_options_reach_the_job(jobgate_cli: Run, client: Client) -> None:
+    job_id = _submit(jobgate_cli, "--wrap", "echo $A", "--export", "A=42", "--hold",
+                     "--mem-per-cpu", "16M", "-d", "afterany:1", "-t", "3:00")
+    job = client.get(job_id)
+    assert job.held and job.memory_per_cpu == 16 and job.time_limit == 180
+    assert job.dependencies == "afterany:1"
+    array = _submit(jobgate_cli, "--wrap", "true", "--array", "0-1")
+    assert client.get(array).id == array
+
+
+def test_verbs_on_one_job(jobgate_cli: Run, client: Client) -> None:
+    script = "trap 'echo usr1' USR1; for i in $(seq 600); do sleep 0.1; done"
+    job_id = _submit(jobgate_cli, "--wrap", script, "--hold")
+    assert "Held" in jobgate_cli("hold", str(job_id)).stdout
+    modified = jobgate_cli("modify", str(job_id), "time=4:00", "name=renamed", "--json")
+    assert json.loads(modified.stdout)[0]["time_limit"] == 240
+    assert jobgate_cli("modify", str(job_id), "oops").returncode == 2
+    assert jobgate_cli("release", str(job_id)).returncode == 0
+    client.get(job_id).wait(until="RUNNING", timeout=WAIT)
+    assert jobgate_cli("notify", str(job_id), "hello").returncode == 0
+    assert jobgate_cli("signal", str(job_id), "-s", "USR1").returncode == 0
+    assert "SUSPENDED" in jobgate_cli("suspend", str(job_id)).stdout
+    assert "RUNNING" in jobgate_cli("resume", str(job_id)).stdout
+    assert jobgate_cli("requeue", str(job_id), "--hold").returncode == 0
+    assert client.get(job_id).wait(until="PENDING", timeout=WAIT) is JobState.PENDING
+    assert jobgate_cli("cancel", str(job_id)).returncode == 0
+    waited = jobgate_cli("wait", str(job_id))
+    assert waited.returncode == 1 and "CANCELLED" in waited.stdout
+    stats = jobgate_cli("stats", str(job_id), "--json")
+    assert json.loads(stats.stdout)["id"] == job_id
+    events = jobgate_cli("events", "--job", str(job_id))
+    assert "-> CANCELLED" in events.stdout
+    assert jobgate_cli("rm", str(job_id)).stdout.startswith("Deleted")
+    missing = jobgate_cli("rm", str(job_id))
+    assert missing.returncode == 1 and "error: job" in missing.stderr
+
+
+def test_cancel_by_tag_and_wait_for_many(jobgate_cli: Run, client: Client) -> None:
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    held = [_submit(jobgate_cli, "--wrap", "sleep 60", "--hold", "--tag", tag)
+            for _ in range(2)]
+    result = jobgate_cli("cancel", "--tag", tag)
+    assert result.returncode == 0 and result.stdout.count("Cancelled") == 2
+    assert {client.get(i).state for i in held} == {JobState.CANCELLED}
+    quick = [_submit(jobgate_cli, "--wrap", "true") for _ in range(3)]
+    waited = jobgate_cli("wait", *map(str, quick), "--json")
+    assert waited.returncode == 0
+    assert {j["id"] for j in json.loads(waited.stdout)} == set(quick)
+    slow = _submit(jobgate_cli, "--wrap", "sleep 60", "--hold")
+    assert jobgate_cli("wait", str(slow), "--timeout", "0.5").returncode == 4
+    assert jobgate_cli("cancel").returncode == 2
+
+
+def test_looking_commands(jobgate_cli: Run) -> None:
+    _submit(jobgate_cli, "--wrap", "true")
+    watch = jobgate_cli("watch", "--count", "1")
+    assert watch.returncode == 0 and "STATE" in watch.stdout
+    usage = jobgate_cli("stats", "--by", "user", "--json")
+    assert json.loads(usage.stdout)["group_by"] == "user"
+    assert "TOTAL" in jobgate_cli("stats").stdout
+    clusters = jobgate_cli("clusters", "--json")
+    assert json.loads(clusters.stdout)[0]["name"]
+    assert "CLUSTER" in jobgate_cli("clusters").stdout
+    assert "->" in jobgate_cli("events").stdout
+    lines = jobgate_cli("events", "--json").stdout.splitlines()
+    assert json.loads(lines[0])["seq"] >= 1
