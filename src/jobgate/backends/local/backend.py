@@ -31,7 +31,7 @@ PROBE_INTERVAL = 1.0
 
 SUPPORTED_FIELDS = frozenset({
     "name", "script", "command", "working_directory", "environment", "cluster",
-    "partition", "account", "nodes", "ntasks", "cpus_per_task", "memory",
+    "partition", "account", "project", "nodes", "ntasks", "cpus_per_task", "memory",
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
     "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
     "kill_on_invalid_dependency",

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_FIELDS = frozenset({
     "name", "script", "command", "working_directory", "environment", "cluster",
-    "partition", "account", "nodes", "ntasks", "cpus_per_task", "memory",
+    "partition", "account", "project", "nodes", "ntasks", "cpus_per_task", "memory",
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
     "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
     "kill_on_invalid_dependency",
