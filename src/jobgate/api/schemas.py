@@ -28,6 +28,8 @@ class JobOut(BaseModel):
     cluster: str
     partition: str
     account: str | None
+    project: str | None = Field(None, description="The project the job is charged to "
+                                                  "(null: its user is in no project)")
     num_nodes: int
     ntasks: int
     cpus_per_task: int

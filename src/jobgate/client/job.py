@@ -79,6 +79,7 @@ class Job:
     held = _Field(bool, "True while held (PENDING with reason JobHeldUser/Admin).")
     user_name = _Field(str, "Who owns the job.")
     account = _Field(_opt_str, "The account (project) charged.")
+    project = _Field(_opt_str, "The gateway project the job belongs to, or None.")
     cluster = _Field(str, "The cluster that runs it.")
     partition = _Field(str, "The partition.")
     num_nodes = _Field(int, "Nodes asked for.")

@@ -64,9 +64,10 @@ class JobControl:
             NotFoundError, ConflictError: not pending; PermissionDeniedError: an
             admin hold asked by a user who is not an admin.
         """
-        if mode == "admin" and not user.is_admin:
-            raise PermissionDeniedError("only an admin may place an admin hold")
         with self._job(job_id, user, "hold") as (repo, row):
+            # After the visibility check: who may not see the job gets 404 here too.
+            if mode == "admin" and not user.is_admin:
+                raise PermissionDeniedError("only an admin may place an admin hold")
             _require(row, (JobState.PENDING,), "hold")
             queue = self._cluster_queue(row)
             if queue is not None:  # already in the cluster's queue: held there

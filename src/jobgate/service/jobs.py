@@ -142,25 +142,27 @@ class JobService:
             )
 
         repo = JobRepository(session)
+        # A service account acting for the user is named in the event log.
+        reason = f"submitted by {user.describe()}" if user.actor else "submitted"
         first = new_row(tasks[0] if tasks else None, None)
         if not tasks:
-            return self._insert_one(repo, first, spec, now)
-        repo.add(first, spec.tags, now, "submitted")
+            return self._insert_one(repo, first, spec, now, reason)
+        repo.add(first, spec.tags, now, reason)
         # Slurm's ArrayJobId is the id of the first task.
         first.array_job_id = first.id
         rows = [first, *(new_row(task, first.id) for task in tasks[1:])]
-        repo.add_many(rows[1:], spec.tags, now, "submitted")
+        repo.add_many(rows[1:], spec.tags, now, reason)
         for row in rows:  # paths need the ids, which the inserts just gave
             self.place(row, spec)
         session.flush()
         return to_record(first)
 
-    def _insert_one(self, repo: JobRepository, row: JobRow, spec: JobSpec, now: datetime
-                    ) -> JobRecord:
+    def _insert_one(self, repo: JobRepository, row: JobRow, spec: JobSpec, now: datetime,
+                    reason: str) -> JobRecord:
         """One job in a few plain statements; `row` stays outside the session."""
         values = {c.key: getattr(row, c.key) for c in JobRow.__table__.columns
                   if c.key != "id"}
-        row.id = repo.insert(values, spec.tags, now, "submitted")
+        row.id = repo.insert(values, spec.tags, now, reason)
         self.place(row, spec)
         repo.set_columns(row.id, {"working_directory": row.working_directory,
                                   "standard_output": row.standard_output,
