@@ -2,11 +2,11 @@
 can give, each an `ErrorOut` ({"error", "message", "details"}).
 
 Errors every route of a kind can give are added to the document as it is built
-(routes added by any module are covered): 401 to routes that take a token, 404
+(routes added by any module are covered): 401, 403 and 429 to routes that take a token, 404
 to routes with a path parameter (no such job, cluster, ...), 422 to routes with
 parameters or a body (in our shape, not FastAPI's), 400 (unreadable) and 413
 (too large) to routes with a body.
-Errors only some routes give (403, 409, 429, 501, 503) are declared on those
+Errors only some routes give (409, 501, 503, ...) are declared on those
 routes, with `responses=errors(...)`.
 """
 
@@ -23,12 +23,13 @@ from jobgate.api.schemas import ErrorOut
 DESCRIPTIONS = {
     400: "The body could not be read as the content type says (not JSON, not UTF-8)",
     401: "No bearer token, or one that matches no user",
-    403: "The caller may not do this (an admin may)",
+    403: "The caller may not do this (an admin's verb, another project, another user)",
     404: "No such object, or not one the caller may see",
     409: "Not in the object's current state (`details.state` says which it is in)",
     413: "The request body, or a part of it, is over a limit (the message names it)",
     422: "A bad value: `details` names each field, the value and what to fix",
-    429: "Too many submissions: retry after `Retry-After` seconds",
+    429: "Too many requests (submissions, failed authentications): retry after "
+         "`Retry-After` seconds",
     501: "The job's cluster cannot do this at all",
     503: "The cluster's backend failed; retrying may help",
 }
@@ -81,7 +82,10 @@ def _common_errors(operation: dict[str, Any]) -> list[int]:
     body = "requestBody" in operation
     codes = []
     if operation.get("security"):
-        codes.append(401)
+        # Who calls decides what they may do, on any route (an admin's verb, a
+        # project they are not in, acting for someone they may not act for); an
+        # address with too many failed authentications waits (429).
+        codes += [401, 403, 429]
     if any(p.get("in") == "path" for p in parameters):
         codes.append(404)
     if body:
