@@ -9,10 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from jobgate.cli.columns import FormatError, format_lines, parse_columns, table_of
 from jobgate.cli.common import connect, console, fail, print_json
 from jobgate.cli.control import exit_status
 from jobgate.cli.render import job_details, jobs_table
 from jobgate.client import Client
+from jobgate.client.admin import Admin
 from jobgate.client.client import Stream
 from jobgate.domain.parsing import parse_sbatch_directives
 from jobgate.errors import JobgateError
@@ -141,25 +143,50 @@ def ls(
         list[str] | None, typer.Option("--state", "-t", help="Only this state; repeatable.")
     ] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only jobs with this tag.")] = None,
-    user: Annotated[str | None, typer.Option("--user", "-u")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's jobs.")]
+    = None,
+    me: Annotated[bool, typer.Option("--me", help="Only my own jobs (as squeue --me).")]
+    = False,
+    account: Annotated[str | None, typer.Option("--account", "-A",
+                                                help="Only jobs charged to this account.")]
+    = None,
     partition: Annotated[str | None, typer.Option("--partition", "-p")] = None,
     cluster: Annotated[str | None, typer.Option("--cluster", "-M")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-o", help="squeue's format string (\"%.7i %.9P %.8j %.8u %.2t %.10M\") "
+        "or a list of columns (id,name,state,account).")] = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help=f"At most this many (default: {DEFAULT_LS_LIMIT})"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first: every job you may see (as squeue), or --me for yours."""
+    if me and user is not None:
+        fail("give --me or --user, not both", 2)
+    try:
+        # Check the format before asking the server anything.
+        names = parse_columns(fmt) if fmt is not None and "%" not in fmt else None
+        if fmt is not None and names is None:
+            format_lines(fmt, [])
+    except FormatError as exc:
+        fail(str(exc), 2)
     wanted = limit or DEFAULT_LS_LIMIT
     with connect(ctx) as client:
+        if me:
+            user = Admin(client).me()["name"]
         jobs = client.list(
-            state=[s.upper() for s in states or ()], tag=tag, user=user,
+            state=[s.upper() for s in states or ()], tag=tag, user=user, account=account,
             cluster=cluster, partition=partition, limit=wanted + 1,
         )
     more, jobs = len(jobs) > wanted, jobs[:wanted]
     if as_json:
         print_json([job.to_dict() for job in jobs])
+    elif names is not None:
+        console().print(table_of(names, jobs))
+    elif fmt is not None:
+        for line in format_lines(fmt, jobs):
+            typer.echo(line)
     else:
         console().print(jobs_table(jobs))
     if more and limit is None:

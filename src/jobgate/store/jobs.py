@@ -34,6 +34,8 @@ JOBS = Base.metadata.tables["jobs"]
 JOB_TAGS = Base.metadata.tables["job_tags"]
 JOB_EVENTS = Base.metadata.tables["job_events"]
 _INSERT_JOB = JOBS.insert().returning(JOBS.c.id)
+# Many rows in as few statements as the driver allows, ids back in the given order.
+_INSERT_JOBS = JOBS.insert().returning(JOBS.c.id, sort_by_parameter_order=True)
 # Ids are BIGINT: a larger one names no job (and the drivers cannot even send it).
 MAX_ID = 2**63 - 1
 # The columns a JobRecord has a field of the same name for.
@@ -47,6 +49,7 @@ class JobFilter:
     user_name: str | None = None
     cluster: str | None = None
     partition: str | None = None
+    account: str | None = None
     # Only jobs of this owner or of these projects (a non-admin's view; an
     # owner of None: the projects' jobs only).
     visible_to: tuple[str | None, tuple[str, ...]] | None = None
@@ -145,6 +148,29 @@ class JobRepository:
         self.session.connection().execute(
             JOBS.update().where(JOBS.c.id == bindparam("job_id")), {"job_id": job_id, **values})
 
+    def insert_many(self, values: Sequence[dict[str, Any]], tags: Sequence[Sequence[str]],
+                    at: datetime, reason: str | None) -> list[int]:
+        """`insert` for many jobs (`values[i]` with the tags `tags[i]`): three
+        multi-row statements in all; returns their ids in the order given."""
+        conn = self.session.connection()
+        ids: list[int] = list(conn.execute(_INSERT_JOBS, list(values)).scalars())
+        tag_rows = [{"job_id": job_id, "tag": tag, "position": i}
+                    for job_id, job_tags in zip(ids, tags, strict=True)
+                    for i, tag in enumerate(job_tags)]
+        if tag_rows:
+            conn.execute(JOB_TAGS.insert(), tag_rows)
+        conn.execute(JOB_EVENTS.insert(), [
+            {"job_id": job_id, "at": at, "from_state": None, "to_state": row["state"],
+             "reason": reason, "data": {}} for job_id, row in zip(ids, values, strict=True)])
+        return ids
+
+    def set_columns_many(self, values: Sequence[dict[str, Any]]) -> None:
+        """`set_columns` for many jobs in one statement: each dict has `job_id`
+        and the same other keys."""
+        if values:
+            self.session.connection().execute(
+                JOBS.update().where(JOBS.c.id == bindparam("job_id")), list(values))
+
     def add_many(
         self, rows: Sequence[JobRow], tags: Sequence[str], at: datetime, reason: str | None
     ) -> None:
@@ -194,6 +220,8 @@ class JobRepository:
             query = query.where(JOBS.c.cluster == filters.cluster)
         if filters.partition is not None:
             query = query.where(JOBS.c.partition == filters.partition)
+        if filters.account is not None:
+            query = query.where(JOBS.c.account == filters.account)
         if filters.visible_to is not None:
             query = query.where(visible_clause(filters.visible_to))
         if after_id is not None:
@@ -495,6 +523,13 @@ def states_of_refs(session: Session, refs: Iterable[JobRef]) -> dict[JobRef, lis
         if states:
             found[ref] = [JobState(s) for s in states]
     return found
+
+
+def values_to_record(values: dict[str, Any], tags: Sequence[str]) -> JobRecord:
+    """The domain view of a job just inserted from `values` (all its columns
+    that have a value, with its id): what `to_record` would make of its row."""
+    return JobRecord.model_validate(
+        {key: values.get(key) for key in _RECORD_COLUMNS} | {"tags": list(tags)})
 
 
 def to_record(row: JobRow, *, with_tags: bool = True) -> JobRecord:

@@ -25,6 +25,8 @@ from jobgate.api.schemas import (
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import NotFoundError
+from jobgate.service.auth import Principal
+from jobgate.service.gateway import Gateway
 from jobgate.store.jobs import JobFilter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -33,9 +35,11 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 FOLLOW_INTERVAL = 0.2
 
 
+# The submit routes are async and hand the store's work to one worker thread:
+# a sync route would cost a second hop there and back, to check what it returns.
 @router.post("", status_code=201, response_model=JobOut, responses=errors(429),
              openapi_extra=uploads.SUBMIT_DOC)
-def submit_job(
+async def submit_job(
     spec: JobSpec, gateway: GatewayDep, user: UserDep,
     idempotency_key: Annotated[str | None, Header(
         description="Send the same key again (within 24 h) to get the first answer "
@@ -46,6 +50,11 @@ def submit_job(
     parts and a zip `archive`, placed in the working directory before the job
     can start."""
     gateway.submit_limit.take(user.name)
+    return await run_in_threadpool(_submit, spec, gateway, user, idempotency_key)
+
+
+def _submit(spec: JobSpec, gateway: Gateway, user: Principal,
+            idempotency_key: str | None) -> JobOut | JSONResponse:
     with gateway.metrics.submit_seconds.time():
         if idempotency_key is None:
             return JobOut.of(gateway.jobs.submit(spec, user))
@@ -55,10 +64,14 @@ def submit_job(
 
 
 @router.post(":batch", status_code=201, response_model=BatchOut, responses=errors(429))
-def submit_batch(body: BatchRequest, gateway: GatewayDep, user: UserDep) -> BatchOut:
+async def submit_batch(body: BatchRequest, gateway: GatewayDep, user: UserDep) -> BatchOut:
     """Submit up to 1,000 jobs in one transaction: all are accepted, or none (the
     error names the job by its index). An array counts as one job here."""
     gateway.submit_limit.take(user.name)
+    return await run_in_threadpool(_submit_batch, body, gateway, user)
+
+
+def _submit_batch(body: BatchRequest, gateway: Gateway, user: Principal) -> BatchOut:
     with gateway.metrics.submit_seconds.time():
         records = gateway.jobs.submit_many(body.specs(), user)
     return BatchOut(jobs=[JobOut.of(record) for record in records])
@@ -73,12 +86,13 @@ def list_jobs(
     user_name: Annotated[str | None, Query(alias="user")] = None,
     cluster: str | None = None,
     partition: str | None = None,
+    account: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> JobList:
     """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     filters = JobFilter(states=tuple(state or ()), tag=tag, user_name=user_name,
-                        cluster=cluster, partition=partition)
+                        cluster=cluster, partition=partition, account=account)
     jobs, next_cursor = gateway.jobs.list_jobs(filters, user, limit=limit, cursor=cursor)
     return JobList(jobs=[JobOut.of(job) for job in jobs], next_cursor=next_cursor)
 
