@@ -13,6 +13,7 @@ from jobgate.cli.columns import FormatError, format_lines, parse_columns, table_
 from jobgate.cli.common import connect, console, fail, print_json
 from jobgate.cli.control import exit_status
 from jobgate.cli.render import job_details, jobs_table
+from jobgate.cli.upload_bar import upload_bar
 from jobgate.client import Client
 from jobgate.client.admin import Admin
 from jobgate.client.client import Stream
@@ -70,6 +71,10 @@ def submit(
         Path | None, typer.Option("--zip", help="A zip archive unpacked for the job.",
                                   exists=True, dir_okay=False)
     ] = None,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", show_default=False,
+        help="A progress bar on stderr while --file/--zip upload (default: on a terminal)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
     wait: Annotated[bool, typer.Option("--wait", "-W", help="Wait for the job to end and "
                                        "exit with its exit code.")] = False,
@@ -97,8 +102,9 @@ def submit(
     }
     with connect(ctx) as client:
         try:
-            job = client.submit(text if wrap is None else None, files=files or (),
-                                archive=archive, **fields)
+            with upload_bar(progress if uploads else False) as moved:
+                job = client.submit(text if wrap is None else None, files=files or (),
+                                    archive=archive, progress=moved, **fields)
         except OSError as exc:
             fail(f"cannot read {exc.filename}: {exc.strerror}")
         if not wait:

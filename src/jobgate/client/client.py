@@ -9,13 +9,14 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 from jobgate.client.config import DEFAULT_URL, default_token
 from jobgate.client.control import ControlMixin
 from jobgate.client.job import Job
 from jobgate.client.jobs import Jobs
 from jobgate.client.payload import spec_body
+from jobgate.client.progress import Progress, UploadCounter
 from jobgate.client.webhooks import Webhooks
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
@@ -59,6 +60,7 @@ class Client(ControlMixin):
         idempotency_key: str | None = None,
         files: Iterable[str | os.PathLike[str]] = (),
         archive: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
         **fields: Any,
     ) -> Job:
         """Submit a batch script (its `#SBATCH` lines are read) or a command line.
@@ -66,7 +68,8 @@ class Client(ControlMixin):
         `script_path` reads the script from a file; the job is named after the
         file unless an option or `#SBATCH -J` names it. `files` are sent with the
         job and written into its working directory under their base names;
-        `archive` (a zip) is unpacked there, before the job starts.
+        `archive` (a zip) is unpacked there, before the job starts. `progress`,
+        if given, is called as the files are sent with (bytes sent, bytes in all).
 
         `fields` are JobSpec fields or sbatch's option names (`name`/`job_name`,
         `partition`, `time_limit`/`time`, `memory`/`mem`, `tags`, ...); strings such
@@ -99,6 +102,11 @@ class Client(ControlMixin):
                 parts.append(("archive", (Path(archive).name,
                                           stack.enter_context(Path(archive).open("rb")),
                                           "application/zip")))
+            if progress is not None:
+                counter = UploadCounter(progress, [handle for _, (_, handle, _) in parts])
+                parts = [(field, (name, cast(BinaryIO, counted), kind)) for
+                         (field, (name, _, kind)), counted in zip(parts, counter.files,
+                                                                  strict=True)]
             return self._job(self._json("POST", "/v1/jobs", data={"spec": json.dumps(body)},
                                         files=parts, headers=headers))
 
