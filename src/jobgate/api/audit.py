@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobgate.service.audit import WRITES, entry
@@ -40,7 +39,8 @@ class AuditMiddleware:
                     on_behalf_of = principal.name if principal.actor else None
                 query = scope.get("query_string", b"").decode("latin-1")
                 client = scope.get("client")
-                await run_in_threadpool(gateway.audit.record, entry(
+                # Buffered (service/audit.py): no write, no thread hop here.
+                gateway.audit.record(entry(
                     datetime.now(UTC), actor, on_behalf_of, scope["method"],
                     scope["path"] + (f"?{query}" if query else ""), status,
                     client[0] if client else None))

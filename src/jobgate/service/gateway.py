@@ -50,7 +50,8 @@ class Gateway:
             for name, config in settings.clusters.items()
         }
         self.auth = AuthService(self.sessions, AuthThrottle(settings.auth_failure_limit,
-                                                            settings.auth_failure_window))
+                                                            settings.auth_failure_window),
+                                cache_seconds=settings.token_cache_seconds)
         self.jobs = JobService(self.sessions, settings, self.backends)
         self.jobs.authorize = SubmitRules(
             self.sessions, require_project=settings.require_project).authorize
@@ -93,6 +94,7 @@ class Gateway:
             migrate(self.db)
             self.auth.ensure_admin(self.settings.admin_token_path)
         self.doorbell.start()
+        self.audit.start()
         if self.settings.run_engine:
             self.engine.start()
             self.dispatcher.start()
@@ -104,6 +106,7 @@ class Gateway:
             self.engine.stop()
             self.dispatcher.stop()
         self.doorbell.stop()
+        self.audit.stop()
         self.db.dispose()
 
 
