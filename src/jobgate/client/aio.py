@@ -1,7 +1,8 @@
 """`AsyncClient`: the same calls as `Client`, awaitable (httpx.AsyncClient).
 
-Jobs it returns are snapshots (`auto_update` off, no client behind their
-attributes); act on them through the client: ``await client.cancel(job.id)``.
+Jobs it returns are `AsyncJob` snapshots: their attributes never fetch (an
+attribute read cannot await; ``await job.reload()`` does), and their verbs are
+the sync Job's, awaitable: ``await job.cancel()``, ``await job.wait()``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal, Self
 
 import httpx
 
+from jobgate.client.async_job import AsyncJob
 from jobgate.client.config import load_config
 from jobgate.client.errors import UnreachableError, error_from_response
 from jobgate.client.http import explain_missing_token, headers_for, translate_transport_error
@@ -337,9 +339,9 @@ class AsyncClient:
 
     # -- plumbing -------------------------------------------------------------
 
-    def _job(self, data: Any) -> Job:
+    def _job(self, data: Any) -> AsyncJob:
         try:
-            job = Job(int(data["id"]), auto_update=False, frozen=True)
+            job = AsyncJob(int(data["id"]), self)
         except (ValueError, TypeError, KeyError) as exc:
             raise JobgateError(f"unexpected answer from jobgate at {self.url}: not a job") \
                 from exc
