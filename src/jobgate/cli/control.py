@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jobgate.cli.common import connect, fail, print_json
+from jobgate.cli.render import exit_text
 from jobgate.client import Client, Job, as_completed
 from jobgate.errors import JobgateError
 
@@ -141,7 +142,7 @@ def wait(
         print_json([job.to_dict() for job in done])
     else:
         for job in sorted(done, key=lambda j: j.id):
-            typer.echo(f"job {job.id} {job.state.value} (exit {job.exit_code})")
+            typer.echo(f"job {job.id} {job.state.value} (exit {exit_text(job)})")
     raise typer.Exit(exit_status(done))
 
 

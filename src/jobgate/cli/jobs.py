@@ -12,7 +12,7 @@ import typer
 from jobgate.cli.columns import FormatError, format_lines, parse_columns, table_of
 from jobgate.cli.common import connect, console, fail, print_json
 from jobgate.cli.control import exit_status
-from jobgate.cli.render import job_details, jobs_table
+from jobgate.cli.render import exit_text, job_details, jobs_table
 from jobgate.cli.upload_bar import upload_bar
 from jobgate.client import Client
 from jobgate.client.admin import Admin
@@ -119,7 +119,7 @@ def submit(
     if as_json:
         print_json(job.to_dict())
     else:
-        typer.echo(f"job {job.id} {job.state.value} (exit {job.exit_code})", err=True)
+        typer.echo(f"job {job.id} {job.state.value} (exit {exit_text(job)})", err=True)
     raise typer.Exit(exit_status([job]))
 
 
