@@ -99,7 +99,8 @@ def remove_member(name: str, user: str, gateway: GatewayDep, _admin: AdminDep) -
     return ProjectOut.of(gateway.admin.remove_member(name, user))
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=201)
+@router.post("/tokens", response_model=TokenCreated, status_code=201,
+             responses=errors(404))
 def create_token(body: TokenCreate, gateway: GatewayDep, _admin: AdminDep) -> TokenCreated:
     """A new token for `user`; the answer's `token` is shown this once."""
     view, secret = gateway.admin.create_token(body.user, label=body.label,
@@ -108,7 +109,7 @@ def create_token(body: TokenCreate, gateway: GatewayDep, _admin: AdminDep) -> To
     return TokenCreated(**TokenOut.of(view).model_dump(), token=secret)
 
 
-@router.get("/tokens", response_model=TokenList)
+@router.get("/tokens", response_model=TokenList, responses=errors(404))
 def list_tokens(gateway: GatewayDep, _admin: AdminDep,
                 user: Annotated[str | None, Query(max_length=128)] = None) -> TokenList:
     return TokenList(tokens=[TokenOut.of(t) for t in gateway.admin.tokens(user)])
