@@ -4,6 +4,7 @@ status. The routes come from the app itself: a new route without a row fails."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,13 @@ class World:
         for name, role in (("ana", "member"), ("mia", "manager"), ("max", "member")):
             self.ok(self.http.put(f"/v1/admin/projects/P/members/{name}", headers=admin,
                                   json={"role": role}))
+        # Jobs made for one cell, cancelled once it is asked (none holds a CPU
+        # another cell's running job waits for).
+        self.started: list[int] = []
         done = self.job(command="echo hi > out.txt; echo out; echo err >&2")
         self.ok(self.http.get(f"/v1/jobs/{done}/wait", headers=admin, params={"timeout": 30}))
         self.done = done
+        self.started.clear()
 
     @staticmethod
     def ok(answer: httpx.Response) -> Any:
@@ -68,8 +73,42 @@ class World:
     def job(self, **spec: Any) -> int:
         """A job of ana in P (held pending unless a command is given)."""
         spec = spec or {"command": "sleep 100", "hold": True}
-        return int(self.ok(self.http.post("/v1/jobs", headers=self.headers["owner"],
-                                          json=spec))["id"])
+        job_id = int(self.ok(self.http.post("/v1/jobs", headers=self.headers["owner"],
+                                            json=spec))["id"])
+        self.started.append(job_id)
+        return job_id
+
+    def state(self, job_id: int, *states: str, timeout: float = 60) -> None:
+        """Wait for one of `states` (for "gone": the job was deleted)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.http.get(f"/v1/jobs/{job_id}", headers=self.headers["admin"])
+            if answer.status_code == 404 and "gone" in states:
+                return
+            job = self.ok(answer)
+            if job["state"] in states:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} never {states}: {job}")
+
+    def running(self) -> int:
+        """A job of ana in P, running: its process has written to its output (the
+        local cluster may show RUNNING a moment before its process is there)."""
+        job_id = self.job(command="echo up; sleep 300")
+        self.state(job_id, "RUNNING")
+        deadline = time.monotonic() + 60
+        while "up" not in self.http.get(f"/v1/jobs/{job_id}/stdout",
+                                        headers=self.headers["admin"]).text:
+            assert time.monotonic() < deadline, f"job {job_id} never wrote its output"
+            time.sleep(0.05)
+        return job_id
+
+    def tidy(self) -> None:
+        for job_id in self.started:
+            self.http.post(f"/v1/jobs/{job_id}/cancel", headers=self.headers["admin"])
+        for job_id in self.started:
+            self.state(job_id, "CANCELLED", "COMPLETED", "FAILED", "gone")
+        self.started.clear()
 
     def webhook(self) -> int:
         return int(self.ok(self.http.post("/v1/webhooks", headers=self.headers["owner"], json={
@@ -84,6 +123,26 @@ Prepare = Callable[[World], tuple[str, dict[str, Any]]]
 
 def held(template: str, body: Any = None, params: Any = None) -> Prepare:
     return lambda w: (template.format(id=w.job()), {"json": body, "params": params})
+
+
+def running(template: str, body: Any = None) -> Prepare:
+    return lambda w: (template.format(id=w.running()), {"json": body})
+
+
+def suspended(template: str) -> Prepare:
+    def prepare(w: World) -> tuple[str, dict[str, Any]]:
+        job_id = w.running()
+        w.ok(w.http.post(f"/v1/jobs/{job_id}/suspend", headers=w.headers["admin"]))
+        return template.format(id=job_id), {}
+    return prepare
+
+
+def ended(template: str, body: Any = None) -> Prepare:
+    def prepare(w: World) -> tuple[str, dict[str, Any]]:
+        job_id = w.job(command="true")
+        w.state(job_id, "COMPLETED")
+        return template.format(id=job_id), {"json": body}
+    return prepare
 
 
 def done(template: str, params: Any = None) -> Prepare:
@@ -120,7 +179,6 @@ ALL = dict.fromkeys(ROLES)
 # Statuses in ROLES order: admin, owner, manager, member, outsider, service.
 SEE = (200, 200, 200, 200, 404, 200)       # read a job of ana in P
 STEER = (200, 200, 200, 403, 404, 200)     # change it (a member reads only)
-NOT_NOW = (409, 409, 409, 403, 404, 409)   # allowed, but not in its state
 ADMIN = (200, 403, 403, 403, 403, 403)
 EVERYONE = (200,) * 6
 TABLE: dict[tuple[str, str], tuple[Prepare, tuple[int, ...]]] = {
@@ -157,13 +215,15 @@ TABLE: dict[tuple[str, str], tuple[Prepare, tuple[int, ...]]] = {
     ("PATCH", "/v1/jobs/{job_id}"): (held("/v1/jobs/{id}", {"comment": "x"}), STEER),
     ("POST", "/v1/jobs/{job_id}/hold"): (held("/v1/jobs/{id}/hold"), STEER),
     ("POST", "/v1/jobs/{job_id}/release"): (held("/v1/jobs/{id}/release"), STEER),
-    ("POST", "/v1/jobs/{job_id}/requeue"): (held("/v1/jobs/{id}/requeue"), NOT_NOW),
-    ("POST", "/v1/jobs/{job_id}/suspend"): (held("/v1/jobs/{id}/suspend"), NOT_NOW),
-    ("POST", "/v1/jobs/{job_id}/resume"): (held("/v1/jobs/{id}/resume"), NOT_NOW),
-    ("POST", "/v1/jobs/{job_id}/signal"): (held("/v1/jobs/{id}/signal", {"signal": "USR1"}),
-                                           NOT_NOW),
-    ("POST", "/v1/jobs/{job_id}/notify"): (held("/v1/jobs/{id}/notify", {"message": "hi"}),
-                                           NOT_NOW),
+    # Each verb on a job in a state it applies to: allowed callers get 200.
+    ("POST", "/v1/jobs/{job_id}/requeue"): (ended("/v1/jobs/{id}/requeue", {"hold": True}),
+                                            STEER),
+    ("POST", "/v1/jobs/{job_id}/suspend"): (running("/v1/jobs/{id}/suspend"), STEER),
+    ("POST", "/v1/jobs/{job_id}/resume"): (suspended("/v1/jobs/{id}/resume"), STEER),
+    ("POST", "/v1/jobs/{job_id}/signal"): (running("/v1/jobs/{id}/signal", {"signal": "USR1"}),
+                                           STEER),
+    ("POST", "/v1/jobs/{job_id}/notify"): (running("/v1/jobs/{id}/notify", {"message": "hi"}),
+                                           STEER),
     ("POST", "/v1/registry/jobs"): (fixed("/v1/registry/jobs", [{
         "cluster_id": "ext", "user": "ana", "job_id": "1", "state": "COMPLETED"}]), ADMIN),
     # Webhooks are their user's own (ana's here): nobody else sees them but admins.
@@ -214,12 +274,14 @@ def test_every_route_has_a_row() -> None:
 
 
 def call(w: World, method: str, path: str, headers: dict[str, str],
-         **kw: Any) -> int:
+         **kw: Any) -> tuple[int, str]:
+    """The status, and the start of the body (to tell why a cell is wrong)."""
     if path.endswith("/stream"):  # endless: the status line is enough
         with w.http.stream(method, path, headers=headers) as answer:
-            return answer.status_code
+            return answer.status_code, ""
     kw = {k: v for k, v in kw.items() if v is not None}
-    return w.http.request(method, path, headers=headers, **kw).status_code
+    answer = w.http.request(method, path, headers=headers, **kw)
+    return answer.status_code, answer.text[:200]
 
 
 def test_route_table(world: World) -> None:
@@ -227,12 +289,14 @@ def test_route_table(world: World) -> None:
     for (method, _route), (prepare, statuses) in sorted(TABLE.items()):
         for role, expected in zip(ROLES, statuses, strict=True):
             path, kw = prepare(world)
-            got = call(world, method, path, world.headers[role], **kw)
+            got, text = call(world, method, path, world.headers[role], **kw)
+            world.tidy()
             if got != expected:
-                wrong.append(f"{role:8} {method} {path}: {got}, not {expected}")
+                wrong.append(f"{role:8} {method} {path}: {got}, not {expected}: {text}")
         path, kw = prepare(world)
-        got = call(world, method, path, {}, **kw)
+        got, text = call(world, method, path, {}, **kw)
+        world.tidy()
         anonymous = 200 if _route in UNAUTHENTICATED_OK else 401
         if got != anonymous and not (_route == "/metrics" and got == 401):
-            wrong.append(f"anonymous {method} {path}: {got}, not {anonymous}")
+            wrong.append(f"anonymous {method} {path}: {got}, not {anonymous}: {text}")
     assert not wrong, "\n".join(wrong)
