@@ -59,7 +59,7 @@ class ClusterConfig(BaseModel):
     gateway_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     accounting: Literal["auto", "slurmdbd", "none"] = "auto"
     poll_interval: float = Field(0.5, gt=0)
-    poll_interval_max: float = Field(5.0, gt=0)
+    poll_interval_max: float = Field(2.0, gt=0)
 
     @field_validator("memory", mode="before")
     @classmethod

@@ -76,14 +76,19 @@ class Harness:
         return job
 
     def as_in_ledger(self, job: JobRecord) -> JobRecord:
-        """The job as the ledger has it once the start was applied (native id)."""
+        """The job as the ledger has it once the updates so far were applied
+        (its native id: a backend that queues may report it after the start)."""
+        self.pump()
         return job.model_copy(update={"native_id": self.native_ids.get(job.id)})
+
+    def pump(self) -> None:
+        for update in self.backend.poll():
+            self.note(update)
 
     def final(self, job: JobRecord, timeout: float = 30.0) -> JobUpdate:
         deadline = time.monotonic() + timeout * self.patience
         while time.monotonic() < deadline:
-            for update in self.backend.poll():
-                self.note(update)
+            self.pump()
             for update in self.seen.get(job.id, []):
                 if update.state.final or update.state is JobState.UNKNOWN:
                     return update

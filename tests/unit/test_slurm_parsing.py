@@ -249,3 +249,10 @@ def test_sstat_usage() -> None:
     assert usage == {"step": "12.batch", "ave_cpu_seconds": 62.5, "max_rss_kib": 10240,
                      "max_vmsize_kib": 2 * 1024 * 1024, "ntasks": 1}
     assert parse_sstat("") == {}
+
+
+def test_squeue_keeps_only_the_comments_asked_for() -> None:
+    text = fixture("squeue-ended-22.05.json")
+    mine = parse_squeue(text, "jobgate:fixture:")
+    assert sorted(job.native_id for job in mine) == ["2", "3", "4", "5", "6", "7", "8"]
+    assert parse_squeue(text, "jobgate:nobody:") == []

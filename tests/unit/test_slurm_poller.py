@@ -31,11 +31,11 @@ class ScriptedCluster:
     calls: list[str] = field(default_factory=list)
     sacct_ids: list[list[str]] = field(default_factory=list)
 
-    def queue(self) -> list[SlurmJob]:
+    def queue(self, comment_prefix: str = "") -> list[SlurmJob]:
         self.calls.append("squeue")
         if not self.reachable:
             raise SlurmUnreachable("squeue: Unable to contact slurm controller")
-        return list(self.queue_jobs)
+        return [job for job in self.queue_jobs if str(job.tag).startswith(comment_prefix)]
 
     def ended_since(self, seconds_ago: int, native_ids: Sequence[str] = ()) -> list[SlurmJob]:
         self.calls.append("sacct")

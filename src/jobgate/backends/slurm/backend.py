@@ -18,6 +18,7 @@ import signal as signals
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ SUPPORTED_FIELDS = frozenset({
 })
 # After the controller failed to answer, how long submissions wait before trying again.
 UNREACHABLE_PAUSE = 5.0
+# sbatch processes at a time (each waits mostly on slurmctld).
+SUBMIT_THREADS = 4
 # How long the cluster's partitions and nodes are kept before being read again.
 CLUSTER_INFO_TTL = 60.0
 # How long a cancel of a job not yet handed over is remembered (its start comes
@@ -103,6 +106,9 @@ class SlurmBackend:
             min_interval=self.config.poll_interval, max_interval=self.config.poll_interval_max,
         )
         self._submitted: dict[Tag, str] = {}
+        # Runs being submitted, and the threads that run sbatch.
+        self._inflight: set[Tag] = set()
+        self._pool: ThreadPoolExecutor | None = None
         # Runs cancelled before they had a Slurm id (monotonic time of the request).
         self._cancelled: dict[Tag, float] = {}
         self._lock = threading.Lock()
@@ -189,9 +195,39 @@ class SlurmBackend:
         if self._cancel_requested(tag):
             return JobUpdate(job.id, JobState.CANCELLED, reason="cancelled before it was "
                              "handed to Slurm", run=job.requeue_count)
-        run_dir = self.run_dir(job)
-        self._prepare(job, run_dir)
+        # sbatch runs on a few threads: one at a time caps the rate at one
+        # sbatch's latency. The outcome (the Slurm id, or why not) comes
+        # through poll(); meanwhile the job stays PENDING, and a second start
+        # of the same run finds it under way.
+        queued = JobUpdate(job.id, JobState.PENDING, run=job.requeue_count)
+        with self._lock:
+            if tag in self._inflight:
+                return queued
+            self._inflight.add(tag)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(SUBMIT_THREADS,
+                                                thread_name_prefix=f"jobgate-sbatch-{self.cluster}")
+            pool = self._pool
+        pool.submit(self._submit, job, tag)
+        return queued
+
+    def _submit(self, job: JobRecord, tag: Tag) -> None:
         try:
+            update = self._hand_over(job, tag)
+        except Exception as exc:  # the job must hear of it, whatever went wrong
+            log.exception("cluster %s: job %s could not be handed over", self.cluster, job.id)
+            update = JobUpdate(job.id, JobState.FAILED, reason=f"launch failed: {exc}"[:256],
+                               run=job.requeue_count)
+        finally:
+            with self._lock:
+                self._inflight.discard(tag)
+        self._deliver([update])
+
+    def _hand_over(self, job: JobRecord, tag: Tag) -> JobUpdate:
+        """Write the run's files and sbatch them: the job's update."""
+        run_dir = self.run_dir(job)
+        try:
+            self._prepare(job, run_dir)
             native_id = self.transport.submit(str(run_dir.batch), run_dir.batch.read_text())
         except SlurmUnreachable as exc:
             # The job may exist nonetheless: look before the next try.
@@ -201,7 +237,11 @@ class SlurmBackend:
             return JobUpdate(job.id, JobState.PENDING, reason="ClusterUnreachable",
                              run=job.requeue_count)
         except SlurmRefused as exc:
-            raise BackendError(f"Slurm refused the job: {exc.message}") from exc
+            return JobUpdate(job.id, JobState.FAILED, reason=f"Slurm refused the job: "
+                             f"{exc.message}"[:256], run=job.requeue_count)
+        except BackendError as exc:
+            return JobUpdate(job.id, JobState.FAILED, reason=exc.message[:256],
+                             run=job.requeue_count)
         self._track(job, tag, native_id, run_dir)
         if self._cancel_requested(tag):  # while sbatch ran
             self._cancel_native(native_id)
@@ -290,6 +330,12 @@ class SlurmBackend:
         self._waker = waker
 
     def close(self) -> None:
+        # Submissions not begun are dropped: their jobs are still PENDING without
+        # a Slurm id in the ledger, and the next engine hands them over.
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         self.poller.stop()  # the jobs go on in Slurm
 
     # -- helpers --------------------------------------------------------------

@@ -262,13 +262,16 @@ def load_json(text: str, what: str) -> dict[str, Any]:
     return data
 
 
-def parse_squeue(text: str) -> list[SlurmJob]:
-    """Every job of `squeue --json` (22.05 ignores -j/-t/-u: filter afterwards).
+def parse_squeue(text: str, comment_prefix: str = "") -> list[SlurmJob]:
+    """The jobs of `squeue --json` whose comment starts with `comment_prefix`
+    (22.05 ignores -j/-t/-u with --json: the filtering is done here, before the
+    costlier reading of each job).
 
     Raises:
         BackendError: the output is not what squeue prints.
     """
-    return [job_from_squeue(raw) for raw in load_json(text, "squeue").get("jobs", [])]
+    return [job_from_squeue(raw) for raw in load_json(text, "squeue").get("jobs", [])
+            if str(raw.get("comment") or "").startswith(comment_prefix)]
 
 
 def _sacct_exit(raw: Mapping[str, Any], state: JobState) -> ExitStatus:

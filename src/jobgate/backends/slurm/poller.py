@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from jobgate.backends.slurm.parsing import SlurmJob, Tag
+from jobgate.backends.slurm.parsing import TAG_PREFIX, SlurmJob, Tag
 from jobgate.backends.slurm.transport import AccountingUnavailable, Transport
 from jobgate.backends.slurm.wrapper import RunDir
 from jobgate.domain.job import JobUpdate
@@ -119,7 +119,7 @@ class Poller:
     def __init__(
         self, transport: Transport, gateway: str, deliver: Callable[[list[JobUpdate]], None],
         *, accounting: bool | None = None, min_interval: float = 0.5,
-        max_interval: float = 5.0, clock: Callable[[], float] = time.monotonic,
+        max_interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
         self.gateway = gateway
@@ -165,7 +165,7 @@ class Poller:
         began = self.clock()
         self.calls["squeue"] += 1
         try:
-            jobs = self.transport.queue()
+            jobs = self.transport.queue(f"{TAG_PREFIX}:{self.gateway}:")
         except JobgateError:
             self.reachable = False
             raise
@@ -298,7 +298,7 @@ class Poller:
             elif self.reachable is False:
                 self.interval = self.max_interval
             else:
-                self.interval = min(self.interval * 1.5, self.max_interval)
+                self.interval = min(self.interval * 1.25, self.max_interval)
             # Nothing tracked: sleep until a job is handed over.
             self._wake.wait(None if idle else self.interval)
             self._wake.clear()

@@ -114,7 +114,7 @@ class Transport(Protocol):
     offer it."""
 
     def submit(self, script_path: str, script: str) -> str: ...
-    def queue(self) -> list[SlurmJob]: ...
+    def queue(self, comment_prefix: str = "") -> list[SlurmJob]: ...
     def ended_since(self, seconds_ago: int, native_ids: Sequence[str]) -> list[SlurmJob]: ...
     def cancel(self, native_id: str) -> None: ...
     def signal(self, native_id: str, signal_name: str) -> None: ...
@@ -164,8 +164,9 @@ class CliTransport:
             raise SlurmRefused(f"sbatch: unexpected answer {out[:200]!r}")
         return native_id
 
-    def queue(self) -> list[SlurmJob]:
-        return parse_squeue(self._run(commands.squeue()))
+    def queue(self, comment_prefix: str = "") -> list[SlurmJob]:
+        """The cluster's jobs whose comment starts with `comment_prefix`."""
+        return parse_squeue(self._run(commands.squeue()), comment_prefix)
 
     def ended_since(self, seconds_ago: int, native_ids: Sequence[str] = ()) -> list[SlurmJob]:
         env = {**self.env, "SLURM_TIME_FORMAT": "%s"}
