@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from jobgate import Client, Job
 from server_process import LiveServer, Run
 
 
@@ -71,6 +72,8 @@ def test_admin_makes_users_projects_members_and_tokens(jobgate_cli: Run,
     job_id = int(submitted.split()[-1])
     shown = as_json(jobgate_cli("show", str(job_id), "--json", JOBGATE_TOKEN=secret))
     assert (shown["user_name"], shown["project"]) == (user, project)
+    with Client(server.url, secret) as client:  # the SDK's Job has it too
+        assert Job.load(job_id, client).project == project
     ok(jobgate_cli("cancel", str(job_id), JOBGATE_TOKEN=secret))
     # ... and not an admin: the admin commands say so.
     refused = jobgate_cli("admin", "user", "list", JOBGATE_TOKEN=secret)
