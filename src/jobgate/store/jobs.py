@@ -28,6 +28,7 @@ from jobgate.domain.registry import GATEWAY
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import InvalidSpecError
+from jobgate.store.event_horizon import settled_horizon
 from jobgate.store.tables import Base, JobEventRow, JobRow, JobTagRow
 
 JOBS = Base.metadata.tables["jobs"]
@@ -453,6 +454,9 @@ class JobRepository:
         if after_seq >= MAX_ID or (job_id is not None and not 0 < job_id <= MAX_ID):
             return []
         query = select(JobEventRow).where(JobEventRow.seq > after_seq)
+        horizon = settled_horizon(self.session, after_seq)
+        if horizon is not None:
+            query = query.where(JobEventRow.seq <= horizon)
         if job_id is not None:
             query = query.where(JobEventRow.job_id == job_id)
         if user_name is not None or visible_to is not None:
