@@ -7,6 +7,8 @@ from pathlib import Path
 
 from api_client import Api
 
+from jobgate.service.auth import Principal
+
 
 def wait_state(api: Api, job_id: int, state: str, timeout: float = 20) -> dict[str, object]:
     deadline = time.monotonic() + timeout
@@ -120,3 +122,25 @@ def test_modify_pending_and_running(api: Api, tmp_path: Path) -> None:
                                json={"time_limit": 1})
     assert limited.json()["time_limit"] == 1
     assert api.wait_final(running["id"])["state"] == "TIMEOUT"
+
+
+def test_a_suspend_right_after_the_start_sticks(api: Api) -> None:
+    """RUNNING is written when the job is claimed; the launch's own report comes
+    later. A suspend in between must neither be refused nor be undone by it."""
+    admin = Principal("admin", is_admin=True)
+    for _ in range(10):
+        job = api.submit(command="while true; do sleep 0.05; done")
+        running = api.get(f"/v1/jobs/{job['id']}/wait",
+                          params={"state": "RUNNING", "timeout": 20}).json()
+        assert running["state"] == "RUNNING"
+        answer = api.post(f"/v1/jobs/{job['id']}/suspend")
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 20
+        # The launch's report sets the native id: once it is in, look again.
+        while api.gateway.jobs.get(job["id"], admin).native_id is None:
+            assert time.monotonic() < deadline, "the launch was never reported"
+            time.sleep(0.01)
+        assert api.get(f"/v1/jobs/{job['id']}").json()["state"] == "SUSPENDED"
+        assert api.post(f"/v1/jobs/{job['id']}/resume").status_code == 200
+        assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 200
+        assert api.wait_final(job["id"])["state"] == "CANCELLED"

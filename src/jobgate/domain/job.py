@@ -86,3 +86,7 @@ class JobUpdate:
     # update about an earlier run is stale once the job has been requeued.
     run: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Confirms a state the gateway wrote itself (a launch confirming its claim):
+    # it sets the facts only, so that arriving after a verb (a suspend) it
+    # cannot take the job back to the state it confirms.
+    facts_only: bool = False

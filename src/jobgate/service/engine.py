@@ -15,6 +15,7 @@ expires or (on the same host) its process is seen gone.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import socket
@@ -191,7 +192,10 @@ class Engine:
                 self.metrics.backend_calls.labels(cluster, "start").inc(len(claimed))
             for job in claimed:
                 try:
-                    self._backlog.append(backend.start(job))
+                    started = backend.start(job)
+                    if started.state is JobState.RUNNING:  # what the claim wrote
+                        started = dataclasses.replace(started, facts_only=True)
+                    self._backlog.append(started)
                 except JobgateError as exc:
                     self._backlog.append(
                         JobUpdate(job.id, JobState.FAILED, reason=exc.message[:256])

@@ -509,8 +509,8 @@ def decide_update(job: Snapshot, update: JobUpdate, now: datetime) -> Change | N
         # The start reported first (the allocation) stands; later reports of the
         # same run only refine what was unknown.
         values.pop("start_time", None)
-    if update.state is job.state:
-        if update.reason is not None:
+    if update.state is job.state or update.facts_only:
+        if update.reason is not None and update.state is job.state:
             values["state_reason"] = update.reason  # e.g. a queued job's pending reason
         return Change(job.id, values) if values else None
     if not can_transition(job.state, update.state):

@@ -28,6 +28,8 @@ TIER_WEIGHT = 1 << 32
 # How often runs are checked without a word from the daemon (a safety net
 # should a message be lost or the daemon die).
 PROBE_INTERVAL = 1.0
+# How long an order waits for the launch of a job claimed a moment ago.
+LAUNCH_WAIT = 2.0
 
 SUPPORTED_FIELDS = frozenset({
     "name", "script", "command", "working_directory", "environment", "cluster",
@@ -220,6 +222,12 @@ class LocalBackend:
 
     def _order(self, job: JobRecord, op: str, **fields: Any) -> None:
         run_dir = self._dir(job)
+        # A job is RUNNING from its claim; its launch follows within moments.
+        # An order given in between waits for it (the daemon then holds the
+        # order until the process runs), rather than being refused.
+        deadline = time.monotonic() + LAUNCH_WAIT
+        while run_dir.started_by() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         if not run_dir.running(live_daemon(self.runs_dir)):
             raise ConflictError(f"job {job.id} has no running process here")
         self._send({"op": op, "dir": str(run_dir.path), **fields}, job)
