@@ -52,7 +52,7 @@ SUPPORTED_FIELDS = frozenset({
 # After the controller failed to answer, how long submissions wait before trying again.
 UNREACHABLE_PAUSE = 5.0
 # sbatch processes at a time (each waits mostly on slurmctld).
-SUBMIT_THREADS = 4
+SUBMIT_THREADS = 8
 # How long the cluster's partitions and nodes are kept before being read again.
 CLUSTER_INFO_TTL = 60.0
 # How long a cancel of a job not yet handed over is remembered (its start comes
