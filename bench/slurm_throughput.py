@@ -10,8 +10,9 @@ Needs root and the test cluster (scripts/slurm.sh up is run first).
 - jobgate: N jobs running `true` submitted through JobService (in process, with
   the engine and the Slurm backend); "submit" ends when every job has been handed
   to Slurm (has its Slurm id), end-to-end when every one is final in the ledger.
-- Status lag: K jobs whose last act is to write a precise timestamp; the lag is
-  from there to the commit of the job's final state in jobgate.
+- Status lag: K jobs whose last act is to write a precise timestamp (their ends
+  spread over K/10 s); the lag is from there to the commit of the job's final
+  state in jobgate.
 - slurmctld RPCs per minute (sdiag's counts by message type, less sdiag's own),
   over a window with A jobs tracked and with B jobs tracked (jobs that sleep).
 """
@@ -100,9 +101,10 @@ def status_lag(k: int, home: Path, shared: Path) -> list[float]:
     marks.mkdir(parents=True, exist_ok=True)
     gateway = gateway_for(home, shared)
     try:
+        # Ends spread over a few seconds, so that the poller's phase is sampled.
         ids = [gateway.jobs.submit(JobSpec.parse({
-            "command": f"sleep 1; date +%s.%N > {marks}/$JOBGATE_JOB_ID"}), ADMIN).id
-            for _ in range(k)]
+            "command": f"sleep {1 + i * 0.1:.1f}; date +%s.%N > {marks}/$JOBGATE_JOB_ID"}),
+            ADMIN).id for i in range(k)]
         finals = [s.value for s in FINAL_STATES]
         while count(gateway, JobRow.id.in_(ids), JobRow.state.in_(finals)) < k:
             time.sleep(0.05)
