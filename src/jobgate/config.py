@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # every request from it gets 429 (per worker process; 0: no limit).
     auth_failure_limit: int = Field(20, ge=0)
     auth_failure_window: float = Field(60.0, gt=0)
+    # Seconds a process may remember whose a bearer token is instead of reading
+    # the store on each request (0: never). A revoked token, or a disabled
+    # user's, then works that long after; expiry stays exact.
+    token_cache_seconds: float = Field(0.0, ge=0, le=300)
     # Must every non-admin job name a project (else: users in no project
     # submit jobs outside any project)?
     require_project: bool = False

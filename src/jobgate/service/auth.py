@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,13 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from jobgate.errors import AuthenticationError, PermissionDeniedError
 from jobgate.service.throttle import AuthThrottle
 from jobgate.store.projects import ProjectRepository
-from jobgate.store.users import UserRepository
+from jobgate.store.users import UserRepository, hash_token
 
 MEMBER = "member"
 MANAGER = "manager"
 # last_used_at is written at most this often per token: a write per request
 # would queue every read behind SQLite's write lock.
 TOUCH_EVERY = timedelta(seconds=60)
+# Answers a process remembers at most (with a token cache); past that, the
+# expired ones go, then all.
+MAX_CACHED = 10_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,15 +72,53 @@ class Principal:
 
 
 class AuthService:
+    """Bearer tokens to principals.
+
+    With `cache_seconds` > 0 (`token_cache_seconds`; 0 by default), a process
+    remembers each answer that long and reads no store for it: a token revoked,
+    or a user disabled or moved between projects, is then still taken as it was
+    for up to `cache_seconds` (`forget` drops what this process remembers). A
+    token's expiry stays exact, and a failure is never remembered.
+    """
+
     def __init__(self, sessions: sessionmaker[Session],
-                 throttle: AuthThrottle | None = None) -> None:
+                 throttle: AuthThrottle | None = None, *, cache_seconds: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.sessions = sessions
         self.throttle = throttle or AuthThrottle(0, 60.0)
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        # (token hash, on_behalf_of) -> (principal, until (clock), token expiry)
+        self._cache: dict[tuple[str, str | None],
+                          tuple[Principal, float, datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, token: str | None, *, on_behalf_of: str | None = None,
+               address: str | None = None) -> Principal | None:
+        """What `authenticate` answered for this token less than `cache_seconds`
+        ago, or None (then ask `authenticate`). Reads no store.
+
+        Raises:
+            RateLimitedError: too many failed attempts from `address` lately.
+        """
+        if not token or self.cache_seconds <= 0:
+            return None
+        self.throttle.check(address)
+        hit = self._cache.get((hash_token(token), on_behalf_of))
+        if hit is None or hit[1] <= self.clock() or (
+                hit[2] is not None and hit[2] <= datetime.now(UTC)):
+            return None
+        return hit[0]
+
+    def forget(self) -> None:
+        """Drop every answer this process remembers."""
+        with self._lock:
+            self._cache.clear()
 
     def authenticate(self, token: str | None, *, on_behalf_of: str | None = None,
                      address: str | None = None) -> Principal:
-        """The principal a bearer token stands for. No cache: a revoked or
-        expired token fails on the very next request.
+        """The principal a bearer token stands for. Without a cache (the
+        default) a revoked or expired token fails on the very next request.
 
         Raises:
             AuthenticationError: no token, or one that is unknown, revoked,
@@ -84,6 +127,27 @@ class AuthService:
             PermissionDeniedError: `on_behalf_of` names a user this token may
                 not act for.
         """
+        known = self.cached(token, on_behalf_of=on_behalf_of, address=address)
+        if known is not None:
+            return known
+        principal, expires_at = self._look_up(token, on_behalf_of, address)
+        if self.cache_seconds > 0 and token:
+            self._remember((hash_token(token), on_behalf_of), principal, expires_at)
+        return principal
+
+    def _remember(self, key: tuple[str, str | None], principal: Principal,
+                  expires_at: datetime | None) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
+                if len(self._cache) >= MAX_CACHED:
+                    self._cache.clear()
+            self._cache[key] = (principal, now + self.cache_seconds, expires_at)
+
+    def _look_up(self, token: str | None, on_behalf_of: str | None,
+                 address: str | None) -> tuple[Principal, datetime | None]:
+        """The principal, and when the token expires."""
         if not token:
             raise AuthenticationError(
                 "missing bearer token: send 'Authorization: Bearer <token>'"
@@ -110,7 +174,8 @@ class AuthService:
             if on_behalf_of is None or (on_behalf_of == user.name and row.acts_for is None):
                 return Principal(name=user.name, is_admin=user.is_admin,
                                  roles=frozenset(user.roles or ()),
-                                 projects=MappingProxyType(projects.roles_of(user.id)))
+                                 projects=MappingProxyType(projects.roles_of(user.id))
+                                 ), row.expires_at
             if row.acts_for is None:
                 raise PermissionDeniedError(
                     f"this token of {user.name!r} is not a service account's: it may not "
@@ -124,7 +189,8 @@ class AuthService:
                     f"{', '.join(sorted(row.acts_for)) or 'no project'}; "
                     f"{on_behalf_of!r} is not one", details={"on_behalf_of": on_behalf_of})
             return Principal(name=on_behalf_of, is_admin=False,
-                             projects=MappingProxyType(shared), actor=user.name)
+                             projects=MappingProxyType(shared), actor=user.name
+                             ), row.expires_at
 
     def _failed(self, address: str | None, message: str) -> None:
         self.throttle.failed(address)

@@ -50,7 +50,8 @@ class Gateway:
             for name, config in settings.clusters.items()
         }
         self.auth = AuthService(self.sessions, AuthThrottle(settings.auth_failure_limit,
-                                                            settings.auth_failure_window))
+                                                            settings.auth_failure_window),
+                                cache_seconds=settings.token_cache_seconds)
         self.jobs = JobService(self.sessions, settings, self.backends)
         self.jobs.authorize = SubmitRules(
             self.sessions, require_project=settings.require_project).authorize

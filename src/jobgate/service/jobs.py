@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -39,14 +40,19 @@ from jobgate.store.jobs import (
     encode_cursor,
     states_of_refs,
     to_record,
+    values_to_record,
 )
-from jobgate.store.tables import JobRow, JobTagRow
+from jobgate.store.tables import JobRow
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
 MAX_BATCH = 1000
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024
+
+# The columns `JobService.paths` sets, and those it reads.
+PATH_COLUMNS = ("working_directory", "standard_output", "standard_error")
+_PATHS_READ = ("id", "cluster", "name", "user_name", "array_job_id", "array_task_id")
 
 
 def utcnow() -> datetime:
@@ -119,10 +125,26 @@ class JobService:
                                        details=exc.details) from exc
         now = utcnow()
         with self.sessions.begin() as session:
-            records = [self._write(session, spec, cluster, partition, user, now)
-                       for spec, cluster, partition in checked]
+            records = self._write_many(session, checked, user, now)
         self.wake_engine([r for r, (spec, _, _) in zip(records, checked, strict=True)
                           if not spec.array])
+        return records
+
+    def _write_many(self, session: Session, checked: Sequence[tuple[JobSpec, str, str]],
+                    user: Principal, now: datetime) -> list[JobRecord]:
+        """Write validated requests in order: each run of plain jobs in a few
+        multi-row statements (not several statements a job), the others as `_write`."""
+        records: list[JobRecord] = []
+        plain: list[tuple[JobSpec, str, str]] = []
+        for spec, cluster, partition in checked:
+            if spec.array or spec.dependencies:
+                # What comes before it is written first: it may depend on those.
+                records += self._insert_plain(session, plain, user, now)
+                plain = []
+                records.append(self._write(session, spec, cluster, partition, user, now))
+            else:
+                plain.append((spec, cluster, partition))
+        records += self._insert_plain(session, plain, user, now)
         return records
 
     def _write(self, session: Session, spec: JobSpec, cluster: str, partition: str,
@@ -131,22 +153,16 @@ class JobService:
         tasks = parse_array(spec.array).indices if spec.array else None
         if spec.dependencies:
             check_dependencies_exist(session, spec.dependencies)
+        if not tasks:
+            return self._insert_plain(session, [(spec, cluster, partition)], user, now)[0]
 
         def new_row(task: int | None, array_job_id: int | None) -> JobRow:
-            return JobRow(
-                **spec_columns(spec, cluster, partition), state=JobState.PENDING.value,
-                state_reason=held_reason(spec.hold, "user"), held=spec.hold,
-                user_name=user.name, working_directory="", standard_output="",
-                standard_error="", submit_time=now, updated_at=now, requeue_count=0,
-                array_job_id=array_job_id, array_task_id=task, source=GATEWAY,
-            )
+            return JobRow(**job_values(spec, cluster, partition, user.name, now,
+                                       task=task, array_job_id=array_job_id))
 
         repo = JobRepository(session)
-        # A service account acting for the user is named in the event log.
-        reason = f"submitted by {user.describe()}" if user.actor else "submitted"
-        first = new_row(tasks[0] if tasks else None, None)
-        if not tasks:
-            return self._insert_one(repo, first, spec, now, reason)
+        reason = submit_reason(user)
+        first = new_row(tasks[0], None)
         repo.add(first, spec.tags, now, reason)
         # Slurm's ArrayJobId is the id of the first task.
         first.array_job_id = first.id
@@ -157,18 +173,32 @@ class JobService:
         session.flush()
         return to_record(first)
 
-    def _insert_one(self, repo: JobRepository, row: JobRow, spec: JobSpec, now: datetime,
-                    reason: str) -> JobRecord:
-        """One job in a few plain statements; `row` stays outside the session."""
-        values = {c.key: getattr(row, c.key) for c in JobRow.__table__.columns
-                  if c.key != "id"}
-        row.id = repo.insert(values, spec.tags, now, reason)
-        self.place(row, spec)
-        repo.set_columns(row.id, {"working_directory": row.working_directory,
-                                  "standard_output": row.standard_output,
-                                  "standard_error": row.standard_error})
-        row.tags = [JobTagRow(tag=tag, position=i) for i, tag in enumerate(spec.tags)]
-        return to_record(row)
+    def _insert_plain(self, session: Session, items: Sequence[tuple[JobSpec, str, str]],
+                      user: Principal, now: datetime) -> list[JobRecord]:
+        """Jobs that are not arrays, in plain statements (no ORM unit of work):
+        the jobs with their tags and events, then their paths, which need the ids
+        (for many jobs: three multi-row inserts and one update in all)."""
+        if not items:
+            return []
+        repo = JobRepository(session)
+        reason = submit_reason(user)
+        rows = [job_values(spec, cluster, partition, user.name, now)
+                for spec, cluster, partition in items]
+        tags = [spec.tags for spec, _, _ in items]
+        if len(rows) == 1:
+            ids = [repo.insert(rows[0], tags[0], now, reason)]
+        else:
+            ids = repo.insert_many(rows, tags, now, reason)
+        resolved: dict[str, str] = {}  # a batch's jobs share their parent directory
+        for job_id, row, (spec, _, _) in zip(ids, rows, items, strict=True):
+            row["id"] = job_id
+            row.update(self.paths(spec, row, resolved))
+        if len(rows) == 1:
+            repo.set_columns(ids[0], {key: rows[0][key] for key in PATH_COLUMNS})
+        else:
+            repo.set_columns_many([{"job_id": row["id"], **{key: row[key] for key in PATH_COLUMNS}}
+                                   for row in rows])
+        return [values_to_record(row, job_tags) for row, job_tags in zip(rows, tags, strict=True)]
 
     def validate(self, spec: JobSpec) -> tuple[JobSpec, str, str]:
         """The spec with its directives applied, its cluster and its partition.
@@ -208,16 +238,26 @@ class JobService:
 
     def place(self, row: JobRow, spec: JobSpec) -> None:
         """Set the job's working directory and output files (the row has its id)."""
-        backend = self.backends[row.cluster]
-        workdir = spec.working_directory or backend.default_working_directory(row.id)
-        row.working_directory = str(Path(workdir).resolve())
-        for attr, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
-                              ("standard_error", spec.stderr or DEFAULT_STDERR)):
-            setattr(row, attr, expand_output_pattern(
-                pattern, job_id=row.id, name=row.name, user=row.user_name,
-                working_directory=row.working_directory, array_job_id=row.array_job_id,
-                array_task_id=row.array_task_id,
-            ))
+        job = {key: getattr(row, key) for key in _PATHS_READ}
+        for key, value in self.paths(spec, job).items():
+            setattr(row, key, value)
+
+    def paths(self, spec: JobSpec, job: Mapping[str, Any],
+              resolved: dict[str, str] | None = None) -> dict[str, str]:
+        """The working directory and output files of a job (`job`: its columns,
+        with its id), by column; `resolved` keeps the parent directories resolved
+        for a job of a batch, for the next."""
+        backend = self.backends[job["cluster"]]
+        workdir = resolve_path(spec.working_directory
+                               or backend.default_working_directory(job["id"]), resolved)
+        paths = {"working_directory": workdir}
+        for key, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
+                             ("standard_error", spec.stderr or DEFAULT_STDERR)):
+            paths[key] = expand_output_pattern(
+                pattern, job_id=job["id"], name=job["name"], user=job["user_name"],
+                working_directory=workdir, array_job_id=job["array_job_id"],
+                array_task_id=job["array_task_id"])
+        return paths
 
     # -- read -----------------------------------------------------------------
 
@@ -470,6 +510,37 @@ def apply_partition_limits(spec: JobSpec, partition: PartitionConfig) -> JobSpec
         raise InvalidSpecError("memory", memory,
                                f"{where} allows at most {partition.max_memory_per_job} MiB a job")
     return spec
+
+
+def submit_reason(user: Principal) -> str:
+    """The first event's reason: a service account acting for the user is named."""
+    return f"submitted by {user.describe()}" if user.actor else "submitted"
+
+
+def job_values(spec: JobSpec, cluster: str, partition: str, user_name: str, now: datetime,
+               *, task: int | None = None, array_job_id: int | None = None) -> dict[str, Any]:
+    """The columns of a job being submitted (all but its id and its paths)."""
+    return {
+        **spec_columns(spec, cluster, partition), "state": JobState.PENDING.value,
+        "state_reason": held_reason(spec.hold, "user"), "held": spec.hold,
+        "user_name": user_name, "working_directory": "", "standard_output": "",
+        "standard_error": "", "submit_time": now, "updated_at": now, "requeue_count": 0,
+        "array_job_id": array_job_id, "array_task_id": task, "source": GATEWAY,
+    }
+
+
+def resolve_path(path: str, parents: dict[str, str] | None = None) -> str:
+    """`Path(path).resolve()`. With `parents`, a parent directory resolved
+    before is not resolved again (a batch's jobs share theirs): only the last
+    component is looked at, which may be a symbolic link."""
+    plain = Path(path)
+    if parents is None or not plain.is_absolute() or plain.name in ("", "..") \
+            or plain.is_symlink():
+        return str(plain.resolve())
+    parent = str(plain.parent)
+    if parent not in parents:
+        parents[parent] = str(plain.parent.resolve())
+    return os.path.join(parents[parent], plain.name)
 
 
 def spec_columns(spec: JobSpec, cluster: str, partition: str) -> dict[str, Any]:
