@@ -75,6 +75,7 @@ class Gateway:
         event.listen(self.sessions, "after_commit", lambda _session: self.bus.ring())
         self.webhooks = WebhookService(self.sessions, settings)
         self.dispatcher = WebhookDispatcher(self.db, settings, interval=settings.engine_interval)
+        self.webhooks.on_created = self.dispatcher.webhook_added
         event.listen(self.sessions, "after_commit", lambda _session: self.dispatcher.wake())
         # Other processes on this home (`serve --workers N`) hear of our commits too.
         self.doorbell = Doorbell(settings.resolved_home / "bell", self._rung_by_peer)

@@ -62,6 +62,9 @@ SETTLE_SECONDS = 10.0
 # Events read per round: for the frontier, and for each webhook.
 SCAN_LIMIT = 1000
 SENDERS = 16
+# With no webhook, how often the store is asked whether one was registered
+# through another process (this one's registrations say so at once).
+NONE_RECHECK = 2.0
 # Deliveries handed to the senders at most: more than there are senders, so
 # that a sender that is done takes the next one without waiting for a round.
 MAX_IN_FLIGHT = 4 * SENDERS
@@ -125,6 +128,11 @@ class WebhookDispatcher:
         self._in_flight: dict[Future[Outcome], DueDelivery] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._client: httpx.Client | None = None
+
+    def webhook_added(self) -> None:
+        """A webhook was registered through this process: look at once."""
+        self._any_webhook = True
+        self.wake()
 
     def wake(self) -> None:
         """Look at the log soon (called after commits of this process)."""
@@ -222,7 +230,8 @@ class WebhookDispatcher:
     def _webhooks_exist(self) -> bool:
         """Asked of the store at most once an interval while there are none."""
         moment = time.monotonic()
-        if not self._any_webhook and moment - self._any_asked_at >= self.interval:
+        if not self._any_webhook and moment - self._any_asked_at >= max(self.interval,
+                                                                         NONE_RECHECK):
             self._any_asked_at = moment
             with self.sessions() as session:
                 self._any_webhook = WebhookRepository(session).any()

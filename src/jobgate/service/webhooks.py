@@ -4,6 +4,7 @@ user may see is POSTed there, signed (see `service.webhook_dispatch`)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,8 @@ class WebhookService:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
+        # Told after a webhook is registered (the dispatcher: look now).
+        self.on_created: Callable[[], None] = lambda: None
 
     def create(self, user: Principal, url: str, secret: str | None = None,
                description: str = "") -> tuple[Webhook, str]:
@@ -59,6 +62,7 @@ class WebhookService:
                     f"a user may have at most {limit} webhooks: delete one first")
             row = repo.add(user.name, url, secret, description, utcnow())
             [webhook] = repo.view([row])
+        self.on_created()
         return webhook, secret
 
     def list_webhooks(self, user: Principal) -> list[Webhook]:
