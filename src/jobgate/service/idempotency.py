@@ -60,10 +60,12 @@ class IdempotentSubmit:
             return stored
 
         def remember(session: Session, record: JobRecord) -> None:
-            if on_record is not None:
-                on_record(session, record)
+            # The key first: a request that lost the race for it stops here,
+            # before it has placed anything (files) that it would have to take back.
             IdempotencyRepository(session).remember(
                 user.name, key, digest, 201, render(record), utcnow())
+            if on_record is not None:
+                on_record(session, record)
 
         try:
             record = self.jobs.submit(spec, user, on_record=remember)
