@@ -36,8 +36,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
+# Three workers: most tests wait on processes, Slurm or the network, not the CPU.
 test: $(VENV)/.installed-test services lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
