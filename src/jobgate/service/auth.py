@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobgate.errors import AuthenticationError, PermissionDeniedError
 from jobgate.service.throttle import AuthThrottle
 from jobgate.store.projects import ProjectRepository
-from jobgate.store.users import UserRepository, hash_token
+from jobgate.store.users import TokenHolder, UserRepository, hash_token, token_holder
 
 MEMBER = "member"
 MANAGER = "manager"
@@ -83,8 +84,12 @@ class AuthService:
 
     def __init__(self, sessions: sessionmaker[Session],
                  throttle: AuthThrottle | None = None, *, cache_seconds: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 readers: sessionmaker[Session] | None = None) -> None:
         self.sessions = sessions
+        # Every request reads its token: on SQLite, not behind the write lock.
+        self.readers = readers or sessions
+        self.reader_engine: Engine = self.readers.kw["bind"]
         self.throttle = throttle or AuthThrottle(0, 60.0)
         self.cache_seconds = cache_seconds
         self.clock = clock
@@ -154,43 +159,47 @@ class AuthService:
             )
         self.throttle.check(address)
         now = datetime.now(UTC)
-        with self.sessions() as session:
-            users = UserRepository(session)
-            found = users.token_and_user(token)
-            if found is None:
-                self._failed(address, "invalid token")
-            assert found is not None
-            row, user = found
-            if row.revoked_at is not None:
-                self._failed(address, "token revoked: ask for a new one")
-            if row.expires_at is not None and row.expires_at <= now:
-                self._failed(address, "token expired: ask for a new one")
-            if not user.active:
-                self._failed(address, f"user {user.name!r} is disabled")
-            if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
-                users.touch_token(row.token_hash, now)
-                session.commit()
-            projects = ProjectRepository(session)
-            if on_behalf_of is None or (on_behalf_of == user.name and row.acts_for is None):
-                return Principal(name=user.name, is_admin=user.is_admin,
-                                 roles=frozenset(user.roles or ()),
-                                 projects=MappingProxyType(projects.roles_of(user.id))
-                                 ), row.expires_at
-            if row.acts_for is None:
-                raise PermissionDeniedError(
-                    f"this token of {user.name!r} is not a service account's: it may not "
-                    "act on behalf of others (drop X-On-Behalf-Of)")
-            target = users.get(on_behalf_of)
-            theirs = projects.roles_of(target.id) if target is not None and target.active else {}
-            shared = {name: role for name, role in theirs.items() if name in row.acts_for}
-            if not shared:
-                raise PermissionDeniedError(
-                    f"service account {user.name!r} may act only for active users of "
-                    f"{', '.join(sorted(row.acts_for)) or 'no project'}; "
-                    f"{on_behalf_of!r} is not one", details={"on_behalf_of": on_behalf_of})
-            return Principal(name=on_behalf_of, is_admin=False,
-                             projects=MappingProxyType(shared), actor=user.name
-                             ), row.expires_at
+        with self.reader_engine.connect() as connection:
+            holder = token_holder(connection, token)
+        if holder is None:
+            self._failed(address, "invalid token")
+        assert holder is not None
+        if holder.revoked_at is not None:
+            self._failed(address, "token revoked: ask for a new one")
+        if holder.expires_at is not None and holder.expires_at <= now:
+            self._failed(address, "token expired: ask for a new one")
+        if not holder.active:
+            self._failed(address, f"user {holder.user_name!r} is disabled")
+        if holder.last_used_at is None or now - holder.last_used_at >= TOUCH_EVERY:
+            self._touch(holder.token_hash, now)
+        if on_behalf_of is None or (on_behalf_of == holder.user_name
+                                    and holder.acts_for is None):
+            return Principal(name=holder.user_name, is_admin=holder.is_admin,
+                             roles=frozenset(holder.roles),
+                             projects=MappingProxyType(holder.projects)), holder.expires_at
+        return self._acting_for(holder, on_behalf_of), holder.expires_at
+
+    def _acting_for(self, holder: TokenHolder, on_behalf_of: str) -> Principal:
+        if holder.acts_for is None:
+            raise PermissionDeniedError(
+                f"this token of {holder.user_name!r} is not a service account's: it may not "
+                "act on behalf of others (drop X-On-Behalf-Of)")
+        with self.readers() as session:
+            target = UserRepository(session).get(on_behalf_of)
+            theirs = ProjectRepository(session).roles_of(target.id) \
+                if target is not None and target.active else {}
+        shared = {name: role for name, role in theirs.items() if name in holder.acts_for}
+        if not shared:
+            raise PermissionDeniedError(
+                f"service account {holder.user_name!r} may act only for active users of "
+                f"{', '.join(sorted(holder.acts_for)) or 'no project'}; "
+                f"{on_behalf_of!r} is not one", details={"on_behalf_of": on_behalf_of})
+        return Principal(name=on_behalf_of, is_admin=False,
+                         projects=MappingProxyType(shared), actor=holder.user_name)
+
+    def _touch(self, token_hash: str, now: datetime) -> None:
+        with self.sessions.begin() as session:
+            UserRepository(session).touch_token(token_hash, now)
 
     def _failed(self, address: str | None, message: str) -> None:
         self.throttle.failed(address)

@@ -24,6 +24,7 @@ from jobgate.service.doorbell import Doorbell
 from jobgate.service.engine import Engine
 from jobgate.service.events import EventBus
 from jobgate.service.idempotency import IdempotentSubmit
+from jobgate.service.imports import JobImports
 from jobgate.service.jobfiles import JobFiles
 from jobgate.service.jobs import JobService
 from jobgate.service.metrics import Metrics
@@ -33,7 +34,7 @@ from jobgate.service.throttle import AuthThrottle
 from jobgate.service.uploads import UploadSubmit
 from jobgate.service.webhook_dispatch import WebhookDispatcher
 from jobgate.service.webhooks import WebhookService
-from jobgate.store import make_engine, make_session_factory, migrate
+from jobgate.store import make_engine, make_reader_engine, make_session_factory, migrate
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,19 @@ class Gateway:
         self.settings = settings
         self.db = make_engine(settings.resolved_database_url)
         self.sessions = make_session_factory(self.db)
+        self.db_reader = make_reader_engine(self.db)
+        self.readers = make_session_factory(self.db_reader)
         self.backends = {
             name: make_backend(name, config, settings)
             for name, config in settings.clusters.items()
         }
         self.auth = AuthService(self.sessions, AuthThrottle(settings.auth_failure_limit,
                                                             settings.auth_failure_window),
-                                cache_seconds=settings.token_cache_seconds)
-        self.jobs = JobService(self.sessions, settings, self.backends)
+                                cache_seconds=settings.token_cache_seconds,
+                                readers=self.readers)
+        self.jobs = JobService(self.sessions, settings, self.backends, readers=self.readers)
         self.jobs.authorize = SubmitRules(
-            self.sessions, require_project=settings.require_project).authorize
+            self.readers, require_project=settings.require_project).authorize
         self.admin = AdminService(self.sessions)
         self.audit = AuditLog(self.db)
         self.control = JobControl(self.jobs)
@@ -62,13 +66,14 @@ class Gateway:
         self.deletion = JobDeletion(self.jobs)
         self.files = JobFiles(self.jobs)
         self.uploads = UploadSubmit(self.jobs, self.idempotent)
-        self.clusters = ClusterService(self.sessions, settings, self.backends)
-        self.metrics = Metrics(self.sessions)
-        self.accounting = AccountingService(self.sessions)
+        self.clusters = ClusterService(self.readers, settings, self.backends)
+        self.metrics = Metrics(self.readers)
+        self.accounting = AccountingService(self.readers)
         self.registry = RegistryService(self.sessions, settings.registry_max_batch)
         self.submit_limit = SubmitRateLimit(settings.submit_rate, settings.submit_burst)
         self.engine = Engine(self.jobs, self.backends, interval=settings.engine_interval,
-                             metrics=self.metrics)
+                             metrics=self.metrics,
+                             imports=JobImports(self.sessions, self.registry, self.backends))
         self.jobs.wake_engine = self.engine.wake
         self.bus = EventBus()
         # Any commit may have written events: the bus tells the waiters to look.
@@ -109,6 +114,7 @@ class Gateway:
         self.doorbell.stop()
         self.audit.stop()
         self.db.dispose()
+        self.db_reader.dispose()
 
 
 @contextmanager

@@ -66,8 +66,11 @@ class JobService:
         settings: Settings,
         backends: Mapping[str, Backend],
         wake_engine: Callable[..., None] = lambda *_: None,
+        readers: sessionmaker[Session] | None = None,
     ) -> None:
         self.sessions = sessions
+        # For what only reads (store/db.py make_reader_engine).
+        self.readers = readers or sessions
         self.settings = settings
         self.backends = backends
         self.wake_engine = wake_engine
@@ -265,7 +268,7 @@ class JobService:
         """Raises:
         NotFoundError: no such job, or not one the caller may see.
         """
-        with self.sessions() as session:
+        with self.readers() as session:
             return to_record(self.visible_row(session, job_id, user))
 
     def list_jobs(
@@ -284,7 +287,7 @@ class JobService:
                 return [], None
             filters = narrowed
         after_id = decode_cursor(cursor) if cursor else None
-        with self.sessions() as session:
+        with self.readers() as session:
             rows = JobRepository(session).page(filters, limit=limit + 1, after_id=after_id)
         records = rows[:limit]
         next_cursor = encode_cursor(records[-1].id) if len(rows) > limit else None
@@ -294,7 +297,7 @@ class JobService:
         """Raises:
         NotFoundError: no such job, or not one the caller may see.
         """
-        with self.sessions() as session:
+        with self.readers() as session:
             self.visible_row(session, job_id, user)
             return JobRepository(session).events(job_id, after_seq=after_seq)
 
@@ -331,7 +334,7 @@ class JobService:
             if seen is None:
                 return []
             visible_to = seen.visible_to
-        with self.sessions() as session:
+        with self.readers() as session:
             return JobRepository(session).events_after(
                 after_seq, limit=limit, job_id=job_id, user_name=user_name, states=states,
                 visible_to=visible_to)

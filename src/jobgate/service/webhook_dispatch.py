@@ -135,8 +135,10 @@ class WebhookDispatcher:
         self.wake()
 
     def wake(self) -> None:
-        """Look at the log soon (called after commits of this process)."""
-        self._wake.set()
+        """Look at the log soon (called after commits of this process). With no
+        webhook, nothing to do: the thread asks the store again on its own."""
+        if self._any_webhook or self._in_flight:
+            self._wake.set()
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="jobgate-webhook")

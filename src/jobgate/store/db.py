@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def make_reader_engine(engine: Engine) -> Engine:
+    """An engine for transactions that only read. On SQLite, a separate pool whose
+    connections refuse to write (query_only) and begin deferred: in WAL mode a
+    reader sees a snapshot without the write lock, so reads neither queue behind
+    writers nor hold them up. Elsewhere, `engine` itself."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    reader = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(reader, "connect", _sqlite_reader_pragmas)
+    event.listen(reader, "begin", _sqlite_begin_deferred)
+    return reader
+
+
+def _sqlite_reader_pragmas(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.execute("PRAGMA query_only=ON")
+
+
+def _sqlite_begin_deferred(connection: Any) -> None:
+    # One snapshot for the whole transaction (pysqlite would begin none).
+    connection.exec_driver_sql("BEGIN")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy say when transactions begin (pysqlite would defer it).
     dbapi_connection.isolation_level = None
@@ -50,17 +74,18 @@ class WriterTurns:
     1, 2, 5, 10... ms between tries, and a thread that writes in a loop (a
     stream of submissions) would take the lock again before a sleeper woke.
     A turn lasts from BEGIN until the connection goes back to the pool, which a
-    session does at commit or rollback."""
+    session does at commit or rollback. Each waiter sleeps on a gate of its own,
+    and a turn ends by opening the next gate only: no herd of threads woken to
+    find it is not theirs."""
 
     # A thread that waits longer goes on to SQLite's own busy handling (which
     # ends in "database is locked" as before): never a hang.
     WAIT = 30.0
 
     def __init__(self) -> None:
-        self._turns = threading.Condition()
-        self._next_ticket = 0
-        self._serving = 0
-        self._given_up: set[int] = set()  # tickets whose thread stopped waiting
+        self._lock = threading.Lock()
+        self._taken = False
+        self._waiting: deque[threading.Lock] = deque()
 
     def install(self, engine: Engine) -> None:
         event.listen(engine, "begin", self._take)
@@ -69,25 +94,33 @@ class WriterTurns:
 
     def _take(self, connection: Any) -> None:
         info = connection.info
-        if info.get("jobgate_turn") is not None:
+        if info.get("jobgate_turn"):
             return  # a second transaction on a connection still holding its turn
-        with self._turns:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            if self._turns.wait_for(lambda: self._serving == ticket, self.WAIT):
-                info["jobgate_turn"] = ticket
-            else:
-                self._given_up.add(ticket)
+        with self._lock:
+            if not self._taken:
+                self._taken = True
+                info["jobgate_turn"] = True
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiting.append(gate)
+        if gate.acquire(timeout=self.WAIT):
+            info["jobgate_turn"] = True  # handed over by the previous turn
+            return
+        with self._lock:
+            if gate in self._waiting:
+                self._waiting.remove(gate)
+                return
+        info["jobgate_turn"] = True  # handed over just as the wait ended
 
     def _give_back(self, _dbapi_connection: Any, record: Any, *_: Any) -> None:
-        if record is None or record.info.pop("jobgate_turn", None) is None:
+        if record is None or not record.info.pop("jobgate_turn", None):
             return
-        with self._turns:
-            self._serving += 1
-            while self._serving in self._given_up:
-                self._given_up.discard(self._serving)
-                self._serving += 1
-            self._turns.notify_all()
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._taken = False
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from jobgate.store.tables import TokenRow, UserRow
+from jobgate.store.tables import MembershipRow, ProjectRow, TokenRow, UserRow
 
 
 def hash_token(token: str) -> str:
@@ -19,6 +20,51 @@ def hash_token(token: str) -> str:
 
 def new_key_id() -> str:
     return secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """What a request's token stands for, read in one statement."""
+
+    token_hash: str
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    acts_for: list[str] | None
+    user_name: str
+    is_admin: bool
+    active: bool
+    roles: list[str]
+    projects: dict[str, str]  # project name -> role
+
+
+# Built once: every request runs it, and building a statement costs more than
+# running it (SQLAlchemy caches the compiled form of this very object).
+_TOKEN_HOLDER = (
+    select(TokenRow.revoked_at, TokenRow.expires_at, TokenRow.last_used_at, TokenRow.acts_for,
+           UserRow.name, UserRow.is_admin, UserRow.active, UserRow.roles,
+           ProjectRow.name.label("project"), MembershipRow.role)
+    .select_from(TokenRow)
+    .join(UserRow, TokenRow.user_id == UserRow.id)
+    .outerjoin(MembershipRow, MembershipRow.user_id == UserRow.id)
+    .outerjoin(ProjectRow, ProjectRow.id == MembershipRow.project_id)
+    .where(TokenRow.token_hash == bindparam("token_hash"))
+)
+
+
+def token_holder(connection: Connection, token: str) -> TokenHolder | None:
+    """The token (revoked and expired ones too), its user and the user's
+    projects, or None for an unknown token."""
+    token_hash = hash_token(token)
+    rows = connection.execute(_TOKEN_HOLDER, {"token_hash": token_hash}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return TokenHolder(
+        token_hash=token_hash, revoked_at=first.revoked_at, expires_at=first.expires_at,
+        last_used_at=first.last_used_at, acts_for=first.acts_for, user_name=first.name,
+        is_admin=first.is_admin, active=first.active, roles=first.roles or [],
+        projects={row.project: row.role for row in rows if row.project is not None})
 
 
 class UserRepository:
@@ -59,16 +105,6 @@ class UserRepository:
             .where(TokenRow.token_hash == hash_token(token))
         )
         return self.session.scalars(query).first()
-
-    def token_and_user(self, token: str) -> tuple[TokenRow, UserRow] | None:
-        """The token (revoked and expired ones too) and its user, by the token's hash."""
-        query = (
-            select(TokenRow, UserRow)
-            .join(UserRow, TokenRow.user_id == UserRow.id)
-            .where(TokenRow.token_hash == hash_token(token))
-        )
-        found = self.session.execute(query).first()
-        return (found[0], found[1]) if found is not None else None
 
     def touch_token(self, token_hash: str, at: datetime) -> None:
         self.session.execute(update(TokenRow).where(TokenRow.token_hash == token_hash)
