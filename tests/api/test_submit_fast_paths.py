@@ -4,6 +4,7 @@ what the ledger then holds; a token is remembered for a few seconds only."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlalchemy import update
 
 from jobgate.api.app import create_app
 from jobgate.config import Settings
+from jobgate.domain.spec import JobSpec
 from jobgate.errors import AuthenticationError
 from jobgate.service.auth import AuthService
 from jobgate.service.jobs import resolve_path
@@ -161,3 +163,24 @@ def test_the_cache_time_is_a_setting(tmp_path: Path) -> None:
     assert Settings.load(home=tmp_path, token_cache_seconds=5).token_cache_seconds == 5
     with pytest.raises(ValidationError):
         Settings.load(home=tmp_path, token_cache_seconds=-1)
+
+
+def test_concurrent_single_submits_are_each_written_once(api: Api) -> None:
+    """Submits that arrive together share transactions (service/group_commit.py):
+    each caller gets its own job, with its own id, event and paths."""
+    gateway = api.gateway
+    user = gateway.auth.authenticate(api.token)
+
+    def submit(i: int) -> int:
+        spec = JobSpec(command="true", hold=True, name=f"c{i}", tags=[f"t{i}"], stdout="%x-%j.out")
+        return gateway.jobs.submit(spec, user).id
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(submit, range(64)))
+    assert len(set(ids)) == 64
+    for i, job_id in enumerate(ids):
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        assert (job["name"], job["tags"], job["held"]) == (f"c{i}", [f"t{i}"], True)
+        assert job["standard_output"] == f"{job['working_directory']}/c{i}-{job_id}.out"
+        events = api.get(f"/v1/jobs/{job_id}/events").json()["events"]
+        assert [(e["to_state"], e["reason"]) for e in events] == [("PENDING", "submitted")]

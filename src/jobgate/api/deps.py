@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from functools import partial
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from jobgate.errors import PermissionDeniedError
+from jobgate.errors import AuthenticationError, PermissionDeniedError
 from jobgate.service.auth import Principal
 from jobgate.service.gateway import Gateway
 
@@ -23,23 +23,60 @@ async def get_gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def current_user(
+@dataclass(frozen=True)
+class Caller:
+    """Who calls, not yet checked: for a route that authenticates on the worker
+    thread it runs on anyway (one hop to the thread pool instead of two)."""
+
+    request: Request
+    token: str | None
+    on_behalf_of: str | None
+    address: str | None
+
+    def cached(self, gateway: Gateway) -> Principal | None:
+        """A principal remembered a moment ago (token_cache_seconds), or None."""
+        user = gateway.auth.cached(self.token, on_behalf_of=self.on_behalf_of,
+                                   address=self.address)
+        if user is not None:
+            self.request.state.principal = user
+        return user
+
+    def authenticate(self, gateway: Gateway) -> Principal:
+        """Reads the store: call it off the event loop.
+
+        Raises:
+            AuthenticationError, RateLimitedError, PermissionDeniedError: as
+                AuthService.authenticate.
+        """
+        user = self.cached(gateway) or gateway.auth.authenticate(
+            self.token, on_behalf_of=self.on_behalf_of, address=self.address)
+        self.request.state.principal = user  # for the audit log
+        return user
+
+
+async def current_caller(
     request: Request,
-    gateway: Annotated[Gateway, Depends(get_gateway)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     on_behalf_of: Annotated[str | None, Header(
         alias="X-On-Behalf-Of", max_length=128,
         description="A service account's token: the user to act for")] = None,
+) -> Caller:
+    """Raises:
+    AuthenticationError: no token at all (known without reading the store).
+    """
+    if credentials is None:
+        raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
+    return Caller(request, credentials.credentials, on_behalf_of or None,
+                  request.client.host if request.client else None)
+
+
+async def current_user(
+    gateway: Annotated[Gateway, Depends(get_gateway)],
+    caller: Annotated[Caller, Depends(current_caller)],
 ) -> Principal:
-    token = credentials.credentials if credentials else None
-    address = request.client.host if request.client else None
-    # A token remembered a moment ago (token_cache_seconds) needs no thread.
-    user = gateway.auth.cached(token, on_behalf_of=on_behalf_of or None, address=address)
+    user = caller.cached(gateway)
     if user is None:
-        user = await run_in_threadpool(partial(
-            gateway.auth.authenticate, token, on_behalf_of=on_behalf_of or None,
-            address=address))
-    request.state.principal = user  # for the audit log
+        user = await run_in_threadpool(caller.authenticate, gateway)
     return user
 
 
@@ -54,4 +91,5 @@ async def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Princ
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 UserDep = Annotated[Principal, Depends(current_user)]
+CallerDep = Annotated[Caller, Depends(current_caller)]
 AdminDep = Annotated[Principal, Depends(admin_user)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from jobgate.errors import (
 )
 from jobgate.service.access import require_actable, require_visible
 from jobgate.service.auth import Principal
+from jobgate.service.group_commit import GroupCommit
 from jobgate.store.jobs import (
     Change,
     EventRecord,
@@ -53,6 +55,10 @@ MAX_OUTPUT_CHUNK = 4 * 1024 * 1024
 # The columns `JobService.paths` sets, and those it reads.
 PATH_COLUMNS = ("working_directory", "standard_output", "standard_error")
 _PATHS_READ = ("id", "cluster", "name", "user_name", "array_job_id", "array_task_id")
+
+
+# A validated plain submission: the spec, its cluster and partition, and who sent it.
+Submission = tuple[JobSpec, str, str, Principal]
 
 
 def utcnow() -> datetime:
@@ -80,6 +86,7 @@ class JobService:
         # Project rules on a validated spec (service/access.py SubmitRules).
         self.authorize: Callable[[JobSpec, str, str, Principal], JobSpec] = \
             lambda spec, *_: spec
+        self._group_commit: GroupCommit[Submission, JobRecord] = GroupCommit(self._commit_plain)
 
     # -- submit ---------------------------------------------------------------
 
@@ -99,6 +106,8 @@ class JobService:
         writes commits with the job, or not at all.
         """
         spec, cluster, partition = self.checked(spec, user)
+        if on_record is None and not spec.array and not spec.dependencies:
+            return self._group_commit.run((spec, cluster, partition, user))
         with self.sessions.begin() as session:
             record = self._write(session, spec, cluster, partition, user, utcnow())
             if on_record is not None:
@@ -106,6 +115,24 @@ class JobService:
         # The engine need not load again the job it is handed here.
         self.wake_engine([] if spec.array else [record])
         return record
+
+    def _commit_plain(self, items: Sequence[Submission]) -> list[JobRecord]:
+        """Plain jobs of several callers in one transaction (service/group_commit.py)."""
+        now = utcnow()
+        records: list[JobRecord] = []
+        with self.sessions.begin() as session:
+            for _, run in itertools.groupby(
+                    items, key=lambda item: (item[3].name, item[3].actor)):
+                same_user = list(run)
+                records += self._insert_plain(
+                    session, [(spec, cluster, partition)
+                              for spec, cluster, partition, _ in same_user],
+                    same_user[0][3], now)
+        # A held job waits for its release, which wakes the engine itself.
+        runnable = [record for record in records if not record.held]
+        if runnable:
+            self.wake_engine(runnable)
+        return records
 
     def submit_many(self, specs: Sequence[JobSpec], user: Principal) -> list[JobRecord]:
         """Submit several jobs in one transaction: all of them, or none.

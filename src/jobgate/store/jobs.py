@@ -18,6 +18,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session, raiseload
@@ -29,12 +30,15 @@ from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
 from jobgate.errors import InvalidSpecError
 from jobgate.store.event_horizon import settled_horizon
-from jobgate.store.tables import Base, JobEventRow, JobRow, JobTagRow
+from jobgate.store.tables import RUNNABLE, Base, JobEventRow, JobRow, JobTagRow
 
 JOBS = Base.metadata.tables["jobs"]
 JOB_TAGS = Base.metadata.tables["job_tags"]
 JOB_EVENTS = Base.metadata.tables["job_events"]
 _INSERT_JOB = JOBS.insert().returning(JOBS.c.id)
+# SQLite's planner, without statistics, prefers the (cluster, state, ...) index,
+# which walks every held job too.
+_RUNNABLE_INDEX = "INDEXED BY ix_jobs_runnable"
 # Many rows in as few statements as the driver allows, ids back in the given order.
 _INSERT_JOBS = JOBS.insert().returning(JOBS.c.id, sort_by_parameter_order=True)
 # Ids are BIGINT: a larger one names no job (and the drivers cannot even send it).
@@ -307,22 +311,27 @@ class JobRepository:
         return self._lock_pending(ids)
 
     def _queue_head(self, cluster: str, limit: int) -> list[tuple[int, datetime]]:
-        """The first `limit` of the queue, one priority level at a time: the
-        index (cluster, state, priority, id) serves `priority = p ORDER BY id`
-        in order, where `ORDER BY priority DESC, id` would sort every pending job."""
-        pending = (JobRow.cluster == cluster, JobRow.source == GATEWAY,
-                   JobRow.state == JobState.PENDING.value)
+        """The first `limit` of the queue, one priority level at a time, off the
+        partial index of runnable jobs (store/tables.py RUNNABLE): `priority = p
+        ORDER BY id` comes out of it in order, where `ORDER BY priority DESC, id`
+        would sort every pending job, and held jobs are not in it at all."""
+        runnable = (JobRow.cluster == cluster, text(RUNNABLE))
+
+        def top_level(*below: ColumnElement[bool]) -> int | None:
+            return self.session.scalar(select(func.max(JobRow.priority))
+                                       .with_hint(JobRow, _RUNNABLE_INDEX, "sqlite")
+                                       .where(*runnable, *below))
+
         head: list[tuple[int, datetime]] = []
-        level = self.session.scalar(select(func.max(JobRow.priority)).where(*pending))
+        level = top_level()
         while level is not None and len(head) < limit:
             head.extend((job_id, at) for job_id, at in self.session.execute(
                 select(JobRow.id, JobRow.updated_at)
-                .where(*pending, JobRow.priority == level, JobRow.held.is_(False),
-                       JobRow.deleted_at.is_(None), JobRow.native_id.is_(None))
+                .with_hint(JobRow, _RUNNABLE_INDEX, "sqlite")
+                .where(*runnable, JobRow.priority == level)
                 .order_by(JobRow.id).limit(limit - len(head)).with_for_update()
             ))
-            level = self.session.scalar(
-                select(func.max(JobRow.priority)).where(*pending, JobRow.priority < level))
+            level = top_level(JobRow.priority < level)
         return head
 
     def _lock_pending(self, ids: list[int]) -> list[tuple[int, datetime]]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from jobgate.api.deps import GatewayDep, UserDep
+from jobgate.api.deps import Caller, CallerDep, GatewayDep, UserDep
 from jobgate.api.error_docs import errors
 from jobgate.api.routes import uploads
 from jobgate.api.schemas import (
@@ -37,10 +37,11 @@ FOLLOW_INTERVAL = 0.2
 
 # The submit routes are async and hand the store's work to one worker thread:
 # a sync route would cost a second hop there and back, to check what it returns.
+# A single submit authenticates on that thread too (CallerDep): one hop in all.
 @router.post("", status_code=201, response_model=JobOut, responses=errors(429),
              openapi_extra=uploads.SUBMIT_DOC)
 async def submit_job(
-    spec: JobSpec, gateway: GatewayDep, user: UserDep,
+    spec: JobSpec, gateway: GatewayDep, caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(
         description="Send the same key again (within 24 h) to get the first answer "
                     "back instead of a second job")] = None,
@@ -49,12 +50,13 @@ async def submit_job(
     multipart/form-data, a `spec` part (JSON) comes with input files: `files`
     parts and a zip `archive`, placed in the working directory before the job
     can start."""
-    gateway.submit_limit.take(user.name)
-    return await run_in_threadpool(_submit, spec, gateway, user, idempotency_key)
+    return await run_in_threadpool(_submit, spec, gateway, caller, idempotency_key)
 
 
-def _submit(spec: JobSpec, gateway: Gateway, user: Principal,
+def _submit(spec: JobSpec, gateway: Gateway, caller: Caller,
             idempotency_key: str | None) -> JobOut | JSONResponse:
+    user = caller.authenticate(gateway)
+    gateway.submit_limit.take(user.name)
     with gateway.metrics.submit_seconds.time():
         if idempotency_key is None:
             return JobOut.of(gateway.jobs.submit(spec, user))
