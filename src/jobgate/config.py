@@ -53,13 +53,15 @@ class ClusterConfig(BaseModel):
     # gateway id tags this gateway's jobs (default: made once, kept in the home);
     # accounting "auto" finds out whether sacct works; the poller's interval
     # adapts between poll_interval and poll_interval_max (seconds). Partitions
-    # are read from the cluster unless listed here.
+    # are read from the cluster unless listed here. import_jobs: jobs submitted
+    # to the cluster outside jobgate enter the ledger as registry jobs.
     transport: Literal["cli", "rest"] = "cli"
     job_dir: str | None = None
     gateway_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     accounting: Literal["auto", "slurmdbd", "none"] = "auto"
     poll_interval: float = Field(0.5, gt=0)
     poll_interval_max: float = Field(2.0, gt=0)
+    import_jobs: bool = False
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -72,6 +74,9 @@ class ClusterConfig(BaseModel):
             raise ValueError("a cluster needs at least one partition")
         if sum(p.default for p in self.partitions) > 1:
             raise ValueError("at most one partition may be the default")
+        if self.import_jobs and self.backend != "slurm":
+            raise ValueError("import_jobs needs backend = \"slurm\" (the local cluster "
+                             "runs jobgate's jobs only)")
         return self
 
     @property

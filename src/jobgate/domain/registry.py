@@ -95,6 +95,9 @@ class RegistryRecord(BaseModel):
     priority_id: Text256 | int | None = None
     reservation: Text256 | None = None
     reason: Text256 | None = Field(None, description="The state reason")
+    exit_code: int | Annotated[str, Field(max_length=16)] | None = Field(
+        None, description="The exit code (0-255), or Slurm's 'code:signal' ('3:0'; "
+                          "'0:9': killed by signal 9)")
     cluster_cockpit_id: int | Text256 | None = None
     additional_data: dict[str, Any] | None = None
 
@@ -240,6 +243,26 @@ def _size(field: str, value: Any) -> int:
     return mib
 
 
+_EXIT_PAIR = re.compile(r"\s*([0-9]{1,3})(?::([0-9]{1,3}))?\s*")
+
+
+def exit_status(value: int | str | None) -> tuple[int | None, int | None]:
+    """(exit_code, exit_code_signal) of a record's exit code, as the ledger keeps
+    them: a job killed by a signal has a signal and no exit code.
+
+    Raises:
+        InvalidSpecError: not a code from 0 to 255, or not 'code:signal'.
+    """
+    if value is None:
+        return None, None
+    found = _EXIT_PAIR.fullmatch(str(value)) if not isinstance(value, bool) else None
+    code, signal = (int(found.group(1)), int(found.group(2) or 0)) if found else (-1, 0)
+    if not 0 <= code <= 255 or not 0 <= signal <= 255:
+        raise InvalidSpecError("exit_code", value,
+                               "an exit code from 0 to 255, or 'code:signal' such as '3:0'")
+    return (None, signal) if signal else (code, None)
+
+
 def _time_limit(value: int | str | None) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().upper() in _NO_TIME_LIMIT):
         return None
@@ -313,6 +336,7 @@ def ledger_columns(record: RegistryRecord) -> dict[str, Any]:
         raise InvalidSpecError("job_id", None,
                                "name the job: give job_id, or group_id and group_index")
     state, hold_state = native_state(record.state)
+    exit_code, exit_signal = exit_status(record.exit_code)
     found = tres(record.allocated_resources)
     nodes = record.nodes
     if isinstance(nodes, bool):
@@ -349,5 +373,6 @@ def ledger_columns(record: RegistryRecord) -> dict[str, Any]:
         # None: the ledger keeps what it has, or takes the time of arrival.
         "submit_time": record.submitted or record.start or record.end,
         "start_time": record.start, "end_time": record.end,
+        "exit_code": exit_code, "exit_code_signal": exit_signal,
         "registry_data": extra,
     }

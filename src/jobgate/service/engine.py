@@ -39,6 +39,7 @@ from jobgate.store.jobs import Change, JobRepository, states_of_refs, to_record
 from jobgate.store.leases import LeaseRepository
 
 if TYPE_CHECKING:
+    from jobgate.service.imports import JobImports
     from jobgate.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ STARTED_STATES = (JobState.RUNNING, JobState.SUSPENDED, JobState.COMPLETING)
 class Engine:
     def __init__(
         self, service: JobService, backends: Mapping[str, Backend], *, interval: float = 0.5,
-        metrics: Metrics | None = None,
+        metrics: Metrics | None = None, imports: JobImports | None = None,
     ) -> None:
         self.service = service
         self.backends = backends
@@ -86,6 +87,8 @@ class Engine:
         self.owner = f"{process_identity(os.getpid())}:{uuid.uuid4().hex[:8]}"
         self._lease_until: datetime | None = None
         self.metrics = metrics
+        # Jobs the backends find on their clusters but did not get from us.
+        self.imports = imports
         for backend in backends.values():
             backend.set_waker(self.wake)
 
@@ -170,6 +173,8 @@ class Engine:
             if jobs:
                 log.info("adopting %d active jobs on %s", len(jobs), cluster)
             self.service.apply_updates(backend.adopt(jobs))
+        if self.imports is not None:
+            self.imports.adopt()
 
     def run_once(self) -> None:
         """One round: launch what is pending, then apply what changed."""
@@ -203,6 +208,8 @@ class Engine:
             self._backlog.extend(backend.poll())
         self.service.apply_updates(self._backlog)
         self._backlog = []
+        if self.imports is not None:
+            self.imports.run_once()
         # A deep round saw every job worth caching; a head round only some.
         if self._deep_round:
             self._records = self._seen

@@ -31,7 +31,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("num_nodes", "integer"), ("ntasks", "integer"), ("cpus_per_task", "integer"),
     ("memory", "integer"), ("gpus", "integer"), ("time_limit", "integer"),
     ("working_directory", "text"), ("submit_time", "timestamptz"),
-    ("start_time", "timestamptz"), ("end_time", "timestamptz"), ("registry_data", "jsonb"),
+    ("start_time", "timestamptz"), ("end_time", "timestamptz"), ("exit_code", "integer"),
+    ("exit_code_signal", "integer"), ("registry_data", "jsonb"),
 )
 NAMES = tuple(name for name, _ in COLUMNS)
 TIMES = frozenset(name for name, kind in COLUMNS if kind == "timestamptz")

@@ -37,6 +37,7 @@ NAMING_CONVENTION = {
 
 REGISTRY_NATIVE = "source = 'registry' AND native_id IS NOT NULL"
 REGISTRY_ARRAY = "source = 'registry' AND array_job_id IS NOT NULL"
+GATEWAY_NATIVE = "source = 'gateway' AND native_id IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -121,6 +122,10 @@ class JobRow(Base):
         Index("ux_jobs_registry_array", "cluster", "array_job_id", "array_task_id",
               unique=True, sqlite_where=text(REGISTRY_ARRAY),
               postgresql_where=text(REGISTRY_ARRAY)),
+        # Gateway jobs by their Slurm id: an imported outside job is checked
+        # against them (never one Slurm job twice in the ledger).
+        Index("ix_jobs_gateway_native", "cluster", "native_id",
+              sqlite_where=text(GATEWAY_NATIVE), postgresql_where=text(GATEWAY_NATIVE)),
     )
 
 

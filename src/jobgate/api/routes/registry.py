@@ -19,7 +19,8 @@ _RECORDS_DOC = (
     "a count), `allocated_resources` (TRES: `['cpu=64', 'mem=256G', 'gres/gpu=4']`), "
     "`working_directory`, `submitted`, `start`, `end` (ISO 8601; UTC when no offset), "
     "`time_limit` (seconds, or a Slurm time string), `state` (a Slurm state; null: "
-    "UNKNOWN), `priority_id`, `reservation`, `reason`, `cluster_cockpit_id`, "
+    "UNKNOWN), `priority_id`, `reservation`, `reason`, `exit_code` (0-255, or Slurm's "
+    "`'code:signal'`), `cluster_cockpit_id`, "
     "`additional_data` (an object). A record that is not valid is rejected alone.")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from jobgate.backends.base import Capabilities, Selection, refuse_unsupported
 from jobgate.backends.slurm import commands
+from jobgate.backends.slurm.importer import Importer
 from jobgate.backends.slurm.parsing import Partition, SlurmJob, Tag
 from jobgate.backends.slurm.poller import Poller, Tracked, update_from
 from jobgate.backends.slurm.transport import (
@@ -100,10 +101,15 @@ class SlurmBackend:
         self.transport: Transport = transport or CliTransport(env=env)
         self._updates: queue.SimpleQueue[JobUpdate] = queue.SimpleQueue()
         self._waker: Callable[[], None] = lambda: None
+        # Outside jobs (import_jobs): batches of registry records for the engine.
+        self._imported: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
+        importer = Importer(cluster, self.gateway, self._deliver_imported) \
+            if self.config.import_jobs else None
         self.poller = Poller(
             self.transport, self.gateway, self._deliver,
             accounting={"auto": None, "slurmdbd": True, "none": False}[self.config.accounting],
             min_interval=self.config.poll_interval, max_interval=self.config.poll_interval_max,
+            importer=importer,
         )
         self._submitted: dict[Tag, str] = {}
         # Runs being submitted, and the threads that run sbatch.
@@ -265,6 +271,30 @@ class SlurmBackend:
             except queue.Empty:
                 return updates
 
+    # -- outside jobs (backends/importing.py) ----------------------------------
+
+    @property
+    def imports_jobs(self) -> bool:
+        return self.poller.importer is not None
+
+    def take_imported(self) -> list[dict[str, Any]]:
+        records = []
+        while True:
+            try:
+                records.extend(self._imported.get_nowait())
+            except queue.Empty:
+                return records
+
+    def adopt_imported(self, jobs: Sequence[JobRecord]) -> None:
+        if self.poller.importer is None:
+            return
+        self.poller.importer.adopt(jobs)
+        self.poller.start()  # importing polls even while none of ours is tracked
+
+    def _deliver_imported(self, records: list[dict[str, Any]]) -> None:
+        self._imported.put(records)
+        self._waker()
+
     def cancel(self, job: JobRecord) -> None:
         native_id = self._native_id(job)
         if native_id is None:
@@ -323,8 +353,11 @@ class SlurmBackend:
             nodes = self._cached("nodes", self.transport.nodes)
         except JobgateError as exc:
             return {"nodes": [], "error": exc.message}
-        return {"nodes": nodes, "gateway": self.gateway,
-                "tracked_jobs": self.poller.count(), "calls": dict(self.poller.calls)}
+        found = {"nodes": nodes, "gateway": self.gateway,
+                 "tracked_jobs": self.poller.count(), "calls": dict(self.poller.calls)}
+        if self.poller.importer is not None:
+            found["imported_jobs_watched"] = self.poller.importer.count()
+        return found
 
     def set_waker(self, waker: Callable[[], None]) -> None:
         self._waker = waker

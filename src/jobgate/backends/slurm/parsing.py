@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,6 +180,8 @@ class SlurmJob:
     exit_code: int | None = None
     exit_code_signal: int | None = None
     restart_count: int = 0
+    # squeue's whole job object (empty from sacct): what importing outside jobs reads.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def held(self) -> bool:
@@ -238,7 +240,7 @@ def job_from_squeue(raw: Mapping[str, Any]) -> SlurmJob:
         name=str(raw.get("name") or ""), user_name=str(raw.get("user_name") or ""),
         partition=str(raw.get("partition") or ""), submit_time=submitted, start_time=started,
         end_time=ended, exit_code=status.exit_code, exit_code_signal=status.signal,
-        restart_count=_number(raw.get("restart_cnt")) or 0,
+        restart_count=_number(raw.get("restart_cnt")) or 0, raw=raw,
     )
 
 

@@ -10,7 +10,9 @@ concluded: the ledger keeps the last known states.
 
 The interval adapts: short while things change or right after a submission,
 growing to `max_interval` while nothing does; no calls at all while nothing
-is tracked.
+is tracked, unless the cluster's outside jobs are imported (importer.py: the
+same squeue, read whole, and the same sacct; their changes never shorten the
+interval).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from jobgate.backends.slurm.importer import Importer, Lookup
 from jobgate.backends.slurm.parsing import TAG_PREFIX, SlurmJob, Tag
 from jobgate.backends.slurm.transport import AccountingUnavailable, Transport
 from jobgate.backends.slurm.wrapper import RunDir
@@ -57,10 +60,12 @@ class Tracked:
 
 @dataclass
 class Snapshot:
-    """The last squeue: jobgate's jobs by tag, and when that call began."""
+    """The last squeue: jobgate's jobs by tag, and when that call began; when
+    importing, the other jobs too."""
 
     jobs: dict[Tag, SlurmJob] = field(default_factory=dict)
     taken: float = -1.0
+    others: list[SlurmJob] = field(default_factory=list)
 
 
 def describe_signal(signum: int) -> str:
@@ -120,6 +125,7 @@ class Poller:
         self, transport: Transport, gateway: str, deliver: Callable[[list[JobUpdate]], None],
         *, accounting: bool | None = None, min_interval: float = 0.5,
         max_interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
+        importer: Importer | None = None,
     ) -> None:
         self.transport = transport
         self.gateway = gateway
@@ -129,6 +135,7 @@ class Poller:
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.clock = clock
+        self.importer = importer
         self.interval = min_interval
         self.snapshot = Snapshot()
         self.reachable: bool | None = None
@@ -165,21 +172,25 @@ class Poller:
         began = self.clock()
         self.calls["squeue"] += 1
         try:
-            jobs = self.transport.queue(f"{TAG_PREFIX}:{self.gateway}:")
+            # Importing reads every job; else only ours are read at all.
+            jobs = self.transport.queue(
+                "" if self.importer else f"{TAG_PREFIX}:{self.gateway}:")
         except JobgateError:
             self.reachable = False
             raise
         self.reachable = True
         mine = {job.tag: job for job in jobs
                 if job.tag is not None and job.tag.gateway == self.gateway}
-        self.snapshot = Snapshot(mine, began)
+        others = [job for job in jobs if job.tag is None or job.tag.gateway != self.gateway] \
+            if self.importer else []
+        self.snapshot = Snapshot(mine, began, others)
         return self.snapshot
 
     def cycle(self) -> list[JobUpdate]:
         """One round: squeue, and sacct for whatever left it. Nothing is
         concluded when squeue fails."""
         with self._lock:
-            if not self._tracked:
+            if not self._tracked and self.importer is None:
                 return []
         try:
             snapshot = self.refresh()
@@ -199,8 +210,14 @@ class Poller:
                 self._report(item, update_from(job, item), updates)
             elif item.since < snapshot.taken and self.clock() >= item.next_lookup:
                 missing.append(item)
-        if missing:
-            self._resolve(missing, now, updates)
+        lookups: list[Lookup] = []
+        if self.importer is not None:
+            self.importer.observe(snapshot.others, now, snapshot.taken)
+            lookups = self.importer.due()
+        if missing or lookups:
+            self._resolve(missing, now, updates, lookups)
+        if self.importer is not None:
+            self.importer.flush()
         return updates
 
     def _report(self, item: Tracked, update: JobUpdate, updates: list[JobUpdate]) -> None:
@@ -223,16 +240,21 @@ class Poller:
             with self._lock:
                 self._tracked.pop(item.tag, None)
 
-    def _resolve(self, missing: list[Tracked], now: datetime, updates: list[JobUpdate]) -> None:
-        """Jobs that left squeue: sacct (one call), else exit files, else UNKNOWN."""
+    def _resolve(self, missing: list[Tracked], now: datetime, updates: list[JobUpdate],
+                 lookups: list[Lookup] | None = None) -> None:
+        """Jobs that left squeue: sacct (one call, for outside jobs too), else
+        exit files, else UNKNOWN."""
         found: dict[str, SlurmJob] = {}
         looked_up = False
+        lookups = lookups or []
         if self.accounting is not False:
-            oldest = min(item.last_seen or item.submit_time for item in missing)
+            oldest = min([item.last_seen or item.submit_time for item in missing]
+                         + [lookup.last_seen for lookup in lookups])
             seconds = int((now - oldest).total_seconds()) + SACCT_SLACK
             self.calls["sacct"] += 1
             try:
-                records = self.transport.ended_since(seconds, [i.native_id for i in missing])
+                records = self.transport.ended_since(
+                    seconds, [i.native_id for i in missing] + [i.native_id for i in lookups])
                 found = {job.native_id: job for job in records}
                 looked_up = True
                 self.accounting = True
@@ -241,6 +263,9 @@ class Poller:
                 self.accounting = False
             except JobgateError as exc:
                 log.warning("slurm poller (%s): sacct failed: %s", self.gateway, exc.message)
+        if self.importer is not None and lookups:
+            self.importer.resolve(lookups, found, looked_up=looked_up,
+                                  accounting=self.accounting)
         for item in missing:
             job = found.get(item.native_id)
             # A job id Slurm gave again (state wiped) to someone else's job is not ours.
@@ -292,7 +317,7 @@ class Poller:
                     self.deliver(updates)
             except Exception:  # keep polling; the next round retries
                 log.exception("slurm poller (%s): round failed", self.gateway)
-            idle = self.count() == 0
+            idle = self.count() == 0 and self.importer is None
             if busy:
                 self.interval = self.min_interval
             elif self.reachable is False:
