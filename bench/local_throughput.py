@@ -4,7 +4,8 @@
 
 Ceiling (same run): N Popen of `/bin/sh -c true` in a new session with stdout and
 stderr to files, from 2 threads. Measured: N jobs running `true` submitted through
-JobService (in process, with the engine), and with --http through the REST API
+JobService (in process, with the engine) one at a time and in `submit_many`
+batches of --batch, and with --http through the REST API
 of a `jobgate serve`, timed from the first submit until all are final. Latency:
 K jobs one at a time on the idle cluster; submit -> RUNNING from the ledger's
 times, and process exit -> final state committed (visible through the API).
@@ -64,14 +65,18 @@ def ceiling(n: int, root: Path) -> float:
     return time.perf_counter() - start
 
 
-def through_service(n: int, home: Path) -> float:
+def through_service(n: int, home: Path, batch: int = 1) -> float:
+    """One submit at a time, or `submit_many` of `batch` jobs at a time."""
     gateway = Gateway(Settings.load(home=home, engine_interval=0.05, clusters=WIDE))
     gateway.start()
     try:
         spec = JobSpec.parse({"command": "true"})
         start = time.perf_counter()
-        for _ in range(n):
-            gateway.jobs.submit(spec, ADMIN)
+        for first in range(0, n, batch):
+            if batch == 1:
+                gateway.jobs.submit(spec, ADMIN)
+            else:
+                gateway.jobs.submit_many([spec] * min(batch, n - first), ADMIN)
         while True:
             if count_final(gateway) >= n:
                 return time.perf_counter() - start
@@ -132,12 +137,16 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=2000)
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--latency-jobs", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=100,
+                        help="jobs per submit_many call in the batched row")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         base = ceiling(args.n, root / "ceiling")
         rows = [("spawn ceiling (sh -c true, 2 threads)", base)]
         rows.append(("JobService.submit -> all final", through_service(args.n, root / "svc")))
+        rows.append((f"JobService.submit_many({args.batch}) -> all final",
+                     through_service(args.n, root / "svc-batch", args.batch)))
         if args.http:
             rows.append(("POST /v1/jobs -> all final", through_http(args.n, root / "http")))
         to_running, to_final = latency(args.latency_jobs, root / "lat")

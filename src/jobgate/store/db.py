@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections import deque
 from pathlib import Path
@@ -25,7 +27,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         _render_index_hints(engine)
-        WriterTurns().install(engine)
+        database = url.removeprefix("sqlite:///")
+        in_file = url.startswith("sqlite:///") and not database.startswith(":memory:")
+        WriterTurns(Path(database + "-writer.lock") if in_file else None).install(engine)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     if url.startswith("postgresql://"):
@@ -83,23 +87,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class WriterTurns:
-    """The threads of this process take turns, first come first served, at
-    SQLite's write lock. SQLite's busy handler would have a waiting thread sleep
-    1, 2, 5, 10... ms between tries, and a thread that writes in a loop (a
-    stream of submissions) would take the lock again before a sleeper woke.
+    """Writers take turns, first come first served, at SQLite's write lock.
+
+    SQLite's busy handler has a waiting writer sleep 1, 2, 5, 10... up to 100 ms
+    between tries, so a writer that writes in a loop (a stream of submissions)
+    takes the lock again and again before a sleeper wakes. Instead:
+    - the threads of a process queue here, each on a gate of its own, and a turn
+      ends by opening the next gate only (no herd of threads woken to find it
+      is not theirs);
+    - between processes on one database (`serve --workers N`, the CLI), the
+      thread whose turn it is also holds an exclusive flock on a file beside the
+      database: the kernel wakes the next process the moment it is released,
+      and frees it should its holder die.
     A turn lasts from BEGIN until the connection goes back to the pool, which a
-    session does at commit or rollback. Each waiter sleeps on a gate of its own,
-    and a turn ends by opening the next gate only: no herd of threads woken to
-    find it is not theirs."""
+    session does at commit or rollback."""
 
     # A thread that waits longer goes on to SQLite's own busy handling (which
     # ends in "database is locked" as before): never a hang.
     WAIT = 30.0
 
-    def __init__(self) -> None:
+    def __init__(self, lock_path: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._taken = False
         self._waiting: deque[threading.Lock] = deque()
+        self._lock_path = lock_path
+        self._lock_file: int | None = None
 
     def install(self, engine: Engine) -> None:
         event.listen(engine, "begin", self._take)
@@ -110,26 +122,40 @@ class WriterTurns:
         info = connection.info
         if info.get("jobgate_turn"):
             return  # a second transaction on a connection still holding its turn
+        if self._take_in_process():
+            info["jobgate_turn"] = True
+            self._lock_across_processes()
+
+    def _take_in_process(self) -> bool:
         with self._lock:
             if not self._taken:
                 self._taken = True
-                info["jobgate_turn"] = True
-                return
+                return True
             gate = threading.Lock()
             gate.acquire()
             self._waiting.append(gate)
         if gate.acquire(timeout=self.WAIT):
-            info["jobgate_turn"] = True  # handed over by the previous turn
-            return
+            return True  # handed over by the previous turn
         with self._lock:
             if gate in self._waiting:
                 self._waiting.remove(gate)
-                return
-        info["jobgate_turn"] = True  # handed over just as the wait ended
+                return False
+        return True  # handed over just as the wait ended
+
+    def _lock_across_processes(self) -> None:
+        if self._lock_path is None:
+            return
+        if self._lock_file is None:
+            self._lock_file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                      0o600)
+        # Blocks until the writer of another process is done (its transaction).
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
 
     def _give_back(self, _dbapi_connection: Any, record: Any, *_: Any) -> None:
         if record is None or not record.info.pop("jobgate_turn", None):
             return
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         with self._lock:
             if self._waiting:
                 self._waiting.popleft().release()
