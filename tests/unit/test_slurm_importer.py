@@ -16,12 +16,20 @@ import pytest
 
 from jobgate.backends.slurm.importer import (
     IMPORTED_FROM,
+    RAW_KEYS,
     Importer,
     is_imported,
     record_from_ledger,
     record_from_squeue,
 )
-from jobgate.backends.slurm.parsing import Partition, SlurmJob, Tag, parse_sacct_text, parse_squeue
+from jobgate.backends.slurm.parsing import (
+    Partition,
+    SlurmJob,
+    Tag,
+    job_from_squeue,
+    parse_sacct_text,
+    parse_squeue,
+)
 from jobgate.backends.slurm.poller import Poller, Tracked
 from jobgate.backends.slurm.transport import AccountingUnavailable, SlurmUnreachable
 from jobgate.backends.slurm.wrapper import RunDir
@@ -112,6 +120,28 @@ def test_another_users_job_is_that_users() -> None:
     stored = columns(SQUEUE["20"])
     assert (stored["user_name"], stored["exit_code"], stored["account"]) == (
         "slurmtest", 4, None)
+
+
+class Reads(dict[str, Any]):
+    """A job object that notes which of its fields are read."""
+
+    read: set[str]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_the_fingerprint_covers_every_field_a_record_is_made_from() -> None:
+    for job in SQUEUE.values():
+        raw = Reads(job.raw)
+        raw.read = set()
+        record_from_squeue(job_from_squeue(raw), "hpc")
+        assert raw.read <= set(RAW_KEYS), raw.read - set(RAW_KEYS)
 
 
 def test_exit_status_of_a_record() -> None:
@@ -238,9 +268,9 @@ def test_outside_jobs_are_sent_once_each_and_the_gateways_never() -> None:
     for _ in range(3):
         poller.cycle()
     assert len(batches) == 1 and cluster.calls == ["squeue"] * 4  # unchanged: nothing sent
-    nine = replace(LIVE["9"], state=JobState.RUNNING, native_state="RUNNING", reason=None,
-                   start_time=datetime(2026, 1, 1, tzinfo=UTC))
-    cluster.queue_jobs = [nine]
+    started = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    cluster.queue_jobs = [job_from_squeue({**LIVE["9"].raw, "job_state": "RUNNING",
+                                           "state_reason": "None", "start_time": started})]
     poller.cycle()
     assert [(r["job_id"], r["state"]) for r in batches[1]] == [(9, "RUNNING")]
     # Job 1 left squeue ended (seen FAILED): let go without asking sacct.
@@ -248,10 +278,9 @@ def test_outside_jobs_are_sent_once_each_and_the_gateways_never() -> None:
 
 
 def running(native_id: str) -> SlurmJob:
-    """Sample job `native_id` as it was while it ran."""
-    job = SQUEUE[native_id]
-    return replace(job, state=JobState.RUNNING, native_state="RUNNING", reason=None,
-                   end_time=None, exit_code=None, exit_code_signal=None)
+    """Sample job `native_id` as squeue showed it while it ran."""
+    return job_from_squeue({**SQUEUE[native_id].raw, "job_state": "RUNNING",
+                            "state_reason": "None", "exit_code": 0})
 
 
 def test_a_job_that_left_squeue_running_ends_through_the_one_sacct(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ gateway's comment, and hands the others (no tag, or another gateway's) to an
 `Importer`. The Importer turns each into a registry record (the shape of `POST
 /v1/registry/jobs`, marked `additional_data.imported_from = "slurm"`) and keeps
 the last record it sent per job: an unchanged job costs one comparison and
-sends nothing. What changed in a cycle goes out as one batch, which the engine
+sends nothing. The comparison is first of the raw values the record is made
+from (a tuple of a few dozen lookups), so an unchanged job does not even have its
+record built. What changed in a cycle goes out as one batch, which the engine
 ingests through the registry (see backends/importing.py).
 
 A job that leaves squeue without having been seen ended is looked up in the
@@ -45,6 +47,22 @@ LOST_GIVE_UP = 24 * 3600.0
 LOOKUPS_PER_CALL = 500
 # Slurm's INFINITE and NO_VAL time limits (minutes).
 _NO_LIMIT = 0xFFFFFFFE
+# Every field of squeue's job object that job_from_squeue and record_from_squeue
+# read (a test holds them to it): a job whose values of these did not change
+# since the last cycle has the same record.
+RAW_KEYS = (
+    "job_id", "job_state", "state_reason", "exit_code", "submit_time", "start_time",
+    "end_time", "comment", "name", "user_name", "user_id", "partition", "restart_cnt",
+    "array_job_id", "array_task_id", "array_task_string", "time_limit", "nodes",
+    "node_count", "tres_alloc_str", "tres_req_str", "current_working_directory",
+    "account", "resv_name", "qos", "cluster",
+)
+
+
+def fingerprint(raw: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What a record is made from, to compare with the last cycle's (None: no
+    squeue object to compare, the record itself is compared)."""
+    return tuple(map(raw.get, RAW_KEYS)) if raw else None
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -165,6 +183,7 @@ class Seen:
     """An outside job the importer has sent a record of and not yet let go."""
 
     record: dict[str, Any]
+    fingerprint: tuple[Any, ...] | None
     # Monotonic time the importer learned of it: a squeue begun earlier may not list it.
     since: float
     # When it was last in squeue (wall time): sacct looks from a little before.
@@ -212,7 +231,7 @@ class Importer:
                         or job.native_id in self._seen:
                     continue
                 # From its submission on: when it was last seen is not known.
-                self._seen[job.native_id] = Seen(record_from_ledger(job), now,
+                self._seen[job.native_id] = Seen(record_from_ledger(job), None, now,
                                                  job.submit_time, final=False)
 
     def observe(self, jobs: Iterable[SlurmJob], now: datetime, taken: float) -> None:
@@ -222,17 +241,22 @@ class Importer:
         present = set()
         with self._lock:
             for job in jobs:
-                record = record_from_squeue(job, self.cluster)
                 present.add(job.native_id)
                 seen = self._seen.get(job.native_id)
+                mark = fingerprint(job.raw)
+                if seen is not None and mark is not None and mark == seen.fingerprint:
+                    # Unchanged: not even its record is made.
+                    seen.last_seen, seen.missing = now, False
+                    continue
+                record = record_from_squeue(job, self.cluster)
                 if seen is None:
-                    self._seen[job.native_id] = Seen(record, taken, now, job.state.final)
+                    self._seen[job.native_id] = Seen(record, mark, taken, now, job.state.final)
                     self._batch.append(record)
                     continue
                 if record != seen.record:
                     seen.record = record
                     self._batch.append(record)
-                seen.last_seen, seen.final = now, job.state.final
+                seen.fingerprint, seen.last_seen, seen.final = mark, now, job.state.final
                 seen.missing, seen.lost_at, seen.next_lookup = False, None, 0.0
             for native_id, seen in list(self._seen.items()):
                 if native_id in present:
@@ -287,7 +311,7 @@ class Importer:
     def _unknown(self, seen: Seen, native_id: str, why: str) -> dict[str, Any]:
         record = {**seen.record, "state": JobState.UNKNOWN.value,
                   "reason": f"Slurm job {native_id} left squeue and {why}"}
-        seen.record = record
+        seen.record, seen.fingerprint = record, None  # back in squeue: sent again
         return record
 
     def flush(self) -> None:
