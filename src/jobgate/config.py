@@ -89,6 +89,33 @@ class ClusterConfig(BaseModel):
     def partition(self, name: str) -> PartitionConfig | None:
         return next((p for p in self.partitions if p.name == name), None)
 
+    # Slurm through slurmrestd (transport = "rest", openapi v0.0.38, JWT): its
+    # URL, the Slurm user jobs run as (default: the token's own), and one
+    # source of the token: given, read from a file (again when it changes) or
+    # printed by a command such as `scontrol token lifespan=3600` (run again
+    # before the token expires).
+    rest_url: str | None = Field(None, pattern=r"^https?://")
+    rest_user: str | None = None
+    rest_token: str | None = None
+    rest_token_file: str | None = None
+    rest_token_command: str | None = None
+    rest_timeout: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _rest_settings(self) -> ClusterConfig:
+        if self.backend != "slurm" or self.transport != "rest":
+            return self
+        if not self.rest_url:
+            raise ValueError("transport \"rest\" needs rest_url (slurmrestd's address, "
+                             "e.g. \"http://slurm-head:6820\")")
+        sources = [k for k in ("rest_token", "rest_token_file", "rest_token_command")
+                   if getattr(self, k)]
+        if len(sources) != 1:
+            raise ValueError("transport \"rest\" needs exactly one of rest_token, "
+                             "rest_token_file, rest_token_command (got "
+                             f"{', '.join(sources) or 'none'})")
+        return self
+
 
 class Settings(BaseSettings):
     """Everything a jobgate process needs to know; build with `Settings.load()`."""

@@ -23,9 +23,6 @@ def make_backend(name: str, config: ClusterConfig, settings: Settings) -> Backen
         return LocalBackend(settings.resolved_home, kill_wait=settings.kill_wait, cluster=name,
                             config=config)
     if config.backend == "slurm":
-        if config.transport != "cli":
-            raise UnsupportedError(f"cluster {name!r}: Slurm transport {config.transport!r} "
-                                   "is not available yet; use transport = \"cli\"")
         from jobgate.backends.slurm import SlurmBackend
 
         return SlurmBackend(settings.resolved_home, cluster=name, config=config)

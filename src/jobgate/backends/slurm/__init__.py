@@ -1,4 +1,5 @@
-"""Slurm clusters: jobs handed to a real Slurm, through its commands (transport "cli")."""
+"""Slurm clusters: jobs handed to a real Slurm, through its commands (transport
+"cli") or slurmrestd (transport "rest")."""
 
 from jobgate.backends.slurm.backend import SlurmBackend
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from jobgate.backends.slurm import commands
 from jobgate.backends.slurm.importer import Importer
 from jobgate.backends.slurm.parsing import Partition, SlurmJob, Tag
 from jobgate.backends.slurm.poller import Poller, Tracked, update_from
+from jobgate.backends.slurm.rest import RestTransport, give_to
 from jobgate.backends.slurm.transport import (
     CliTransport,
     SlurmRefused,
@@ -98,7 +100,7 @@ class SlurmBackend:
         self.gateway = gateway_id(home, cluster, self.config.gateway_id)
         root = Path(self.config.job_dir) if self.config.job_dir else home / "slurm" / cluster
         self.root = root.expanduser().resolve() / self.gateway
-        self.transport: Transport = transport or CliTransport(env=env)
+        self.transport: Transport = transport or transport_for(self.config, env)
         self._updates: queue.SimpleQueue[JobUpdate] = queue.SimpleQueue()
         self._waker: Callable[[], None] = lambda: None
         # Outside jobs (import_jobs): batches of registry records for the engine.
@@ -121,6 +123,11 @@ class SlurmBackend:
         self._checked_queue = False
         self._paused_until = 0.0
         self._info: dict[str, tuple[float, Any]] = {}
+        # What the transport cannot carry out is not offered (slurmrestd 22.05:
+        # no suspend, resume).
+        missing: frozenset[str] = getattr(self.transport, "missing_verbs", frozenset())
+        self.capabilities = replace(SlurmBackend.capabilities,
+                                    verbs=SlurmBackend.capabilities.verbs - missing)
 
     # -- protocol -------------------------------------------------------------
 
@@ -370,6 +377,9 @@ class SlurmBackend:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         self.poller.stop()  # the jobs go on in Slurm
+        close = getattr(self.transport, "close", None)
+        if close is not None:  # REST: its connections
+            close()
 
     # -- helpers --------------------------------------------------------------
 
@@ -440,6 +450,16 @@ class SlurmBackend:
                           env=job_environment(job))
         except OSError as exc:
             raise BackendError(f"job {job.id}: cannot write {run_dir.path}: {exc}") from exc
+        job_user = getattr(self.transport, "job_user", None)
+        if job_user is not None:  # REST: jobs run as that user, who must write there
+            made = [run_dir.path]
+            if job.working_directory == self.default_working_directory(job.id):
+                made.append(Path(job.working_directory))
+            try:
+                give_to(job_user, made)
+            except OSError as exc:
+                raise BackendError(f"job {job.id}: cannot hand {run_dir.path} to "
+                                   f"{job_user}: {exc}") from exc
 
     def _native_id(self, job: JobRecord) -> str | None:
         if job.native_id is not None:
@@ -474,6 +494,13 @@ class SlurmBackend:
         value = read()
         self._info[key] = (now, value)
         return value
+
+
+def transport_for(config: ClusterConfig, env: dict[str, str] | None = None) -> Transport:
+    """The transport a cluster's configuration names."""
+    if config.transport == "rest":
+        return RestTransport.from_config(config, env)
+    return CliTransport(env=env)
 
 
 def to_partition_config(partition: Partition) -> PartitionConfig:
