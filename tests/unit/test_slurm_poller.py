@@ -4,13 +4,14 @@ then the wrapper's exit file, then UNKNOWN - never COMPLETED by guess."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jobgate.backends.slurm.parsing import Partition, SlurmJob, Tag
+from jobgate.backends.slurm.parsing import Partition, SlurmJob, Tag, job_from_sacct
 from jobgate.backends.slurm.poller import Poller, Tracked
 from jobgate.backends.slurm.transport import AccountingUnavailable, SlurmUnreachable
 from jobgate.backends.slurm.wrapper import RunDir
@@ -164,6 +165,20 @@ def test_a_job_that_left_squeue_gets_its_end_from_sacct(tmp_path: Path) -> None:
     assert states(updates, 1) == [JobState.RUNNING, JobState.FAILED]
     assert states(updates, 3) == [JobState.RUNNING, JobState.COMPLETED]
     assert [u.exit_code for u in updates if u.job_id == 1 and u.state.final] == [3]
+
+
+def test_an_exit_code_slurmdbd_lost_is_taken_from_the_exit_file(tmp_path: Path) -> None:
+    # slurmrestd's slurmdb record (22.05) of a job that exited 3: FAILED, code unknown.
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "slurm"
+    record = json.loads((fixture / "rest-slurmdb-job-v0.0.38.json").read_text())["jobs"][0]
+    lost = replace(job_from_sacct(record), native_id="1001", tag=Tag(GATEWAY, 1, 0))
+    assert (lost.state, lost.exit_code, lost.exit_code_signal) == (JobState.FAILED, None, None)
+    poller, [item] = make(tmp_path, ScriptedCluster(accounting=[lost]))
+    item.run_dir.path.mkdir(parents=True)
+    item.run_dir.exit_file.write_text(f"{3 << 8} {int(T0.timestamp()) + 5} 0.5 0.25\n")
+    ended = poller.cycle()[-1]
+    assert (ended.state, ended.exit_code, ended.exit_code_signal) == (JobState.FAILED, 3, None)
+    assert ended.data["slurm_job_id"] == "1001" and ended.data["cpu_user"] == 0.5
 
 
 def test_a_reused_job_id_from_someone_else_is_not_our_end(tmp_path: Path) -> None:

@@ -79,17 +79,22 @@ def update_from(job: SlurmJob, tracked: Tracked) -> JobUpdate:
     """What Slurm says of a tracked job, as jobgate's update."""
     reason = job.reason
     data: dict[str, object] = {"slurm_state": job.native_state, "slurm_job_id": job.native_id}
+    exit_code, exit_signal = job.exit_code, job.exit_code_signal
     if job.state.final:
-        if job.exit_code_signal is not None:
-            killed = f"killed by {describe_signal(job.exit_code_signal)}"
-            reason = f"{killed} ({reason})" if reason else killed
         # The CPU time the wrapper measured (a file read, no call to Slurm).
         ended = tracked.run_dir.outcome()
         if ended is not None:
             data |= ended.usage
+            if exit_code is None and exit_signal is None:
+                # slurmdbd's JSON (22.05, the REST transport) loses non-zero exit
+                # codes: the wrapper recorded the script's.
+                exit_code, exit_signal = ended.status.exit_code, ended.status.signal
+        if exit_signal is not None:
+            killed = f"killed by {describe_signal(exit_signal)}"
+            reason = f"{killed} ({reason})" if reason else killed
     return JobUpdate(
         tracked.tag.job_id, job.state, reason=reason, start_time=job.start_time,
-        end_time=job.end_time, exit_code=job.exit_code, exit_code_signal=job.exit_code_signal,
+        end_time=job.end_time, exit_code=exit_code, exit_code_signal=exit_signal,
         native_id=job.native_id, run=tracked.tag.run, data=data,
     )
 
