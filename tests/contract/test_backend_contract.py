@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backend_harness import Harness
@@ -354,3 +355,7 @@ def test_the_rest_transport_offers_what_slurmrestd_can_do(harness: Harness,
         time.sleep(0.5)
     assert steps[0]["step"] == harness.native_ids[job.id]
     assert {"elapsed", "total_cpu", "user_cpu", "system_cpu", "max_rss"} <= set(steps[0])
+    # What the poller asks slurmdbd of jobs that left slurmctld's memory.
+    backend: Any = harness.backend
+    [record] = backend.transport.ended_since(120, [harness.native_ids[job.id]])
+    assert (record.state, record.tag) == (JobState.CANCELLED, backend.tag(job))
