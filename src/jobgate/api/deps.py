@@ -66,8 +66,10 @@ async def current_caller(
     """
     if credentials is None:
         raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
-    return Caller(request, credentials.credentials, on_behalf_of or None,
-                  request.client.host if request.client else None)
+    caller = Caller(request, credentials.credentials, on_behalf_of or None,
+                    request.client.host if request.client else None)
+    request.state.caller = caller  # for a body found invalid before the token is read
+    return caller
 
 
 async def current_user(

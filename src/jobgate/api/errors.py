@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobgate.errors import (
@@ -59,8 +60,16 @@ async def _jobgate_error(_request: Request, exc: Exception) -> JSONResponse:
                         status_code=status_of(exc), headers=headers)
 
 
-async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # A route that authenticates on its own thread (deps.py Caller) has its body
+    # validated first: a caller who is not who they claim hears 401, not 422.
+    caller = getattr(request.state, "caller", None)
+    if caller is not None and getattr(request.state, "principal", None) is None:
+        try:
+            await run_in_threadpool(caller.authenticate, request.app.state.gateway)
+        except JobgateError as refused:
+            return await _jobgate_error(request, refused)
     details = [
         {
             # Drop the "body"/"query" prefix: clients know fields by name.

@@ -52,8 +52,7 @@ MAX_PAGE = 1000
 MAX_BATCH = 1000
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024
 
-# The columns `JobService.paths` sets, and those it reads.
-PATH_COLUMNS = ("working_directory", "standard_output", "standard_error")
+# The columns `JobService.paths` reads.
 _PATHS_READ = ("id", "cluster", "name", "user_name", "array_job_id", "array_task_id")
 
 
@@ -206,29 +205,21 @@ class JobService:
     def _insert_plain(self, session: Session, items: Sequence[tuple[JobSpec, str, str]],
                       user: Principal, now: datetime) -> list[JobRecord]:
         """Jobs that are not arrays, in plain statements (no ORM unit of work):
-        the jobs with their tags and events, then their paths, which need the ids
-        (for many jobs: three multi-row inserts and one update in all)."""
+        their ids first, then the jobs with their paths (which hold the ids), tags
+        and events in three inserts, whatever the number of jobs."""
         if not items:
             return []
         repo = JobRepository(session)
-        reason = submit_reason(user)
         rows = [job_values(spec, cluster, partition, user.name, now)
                 for spec, cluster, partition in items]
-        tags = [spec.tags for spec, _, _ in items]
-        if len(rows) == 1:
-            ids = [repo.insert(rows[0], tags[0], now, reason)]
-        else:
-            ids = repo.insert_many(rows, tags, now, reason)
         resolved: dict[str, str] = {}  # a batch's jobs share their parent directory
-        for job_id, row, (spec, _, _) in zip(ids, rows, items, strict=True):
+        for job_id, row, (spec, _, _) in zip(repo.new_ids(len(rows)), rows, items, strict=True):
             row["id"] = job_id
             row.update(self.paths(spec, row, resolved))
-        if len(rows) == 1:
-            repo.set_columns(ids[0], {key: rows[0][key] for key in PATH_COLUMNS})
-        else:
-            repo.set_columns_many([{"job_id": row["id"], **{key: row[key] for key in PATH_COLUMNS}}
-                                   for row in rows])
-        return [values_to_record(row, job_tags) for row, job_tags in zip(rows, tags, strict=True)]
+        tags = [spec.tags for spec, _, _ in items]
+        repo.insert_many(rows, tags, now, submit_reason(user))
+        return [values_to_record(row, spec.tags, spec) for row, (spec, _, _) in
+                zip(rows, items, strict=True)]
 
     def validate(self, spec: JobSpec) -> tuple[JobSpec, str, str]:
         """The spec with its directives applied, its cluster and its partition.
@@ -563,14 +554,14 @@ def resolve_path(path: str, parents: dict[str, str] | None = None) -> str:
     """`Path(path).resolve()`. With `parents`, a parent directory resolved
     before is not resolved again (a batch's jobs share theirs): only the last
     component is looked at, which may be a symbolic link."""
-    plain = Path(path)
-    if parents is None or not plain.is_absolute() or plain.name in ("", "..") \
-            or plain.is_symlink():
-        return str(plain.resolve())
-    parent = str(plain.parent)
+    if parents is None or not os.path.isabs(path):
+        return str(Path(path).resolve())
+    parent, name = os.path.split(path)
+    if name in ("", ".", "..") or os.path.islink(path):
+        return str(Path(path).resolve())
     if parent not in parents:
-        parents[parent] = str(plain.parent.resolve())
-    return os.path.join(parents[parent], plain.name)
+        parents[parent] = str(Path(parent).resolve())
+    return os.path.join(parents[parent], name)
 
 
 def spec_columns(spec: JobSpec, cluster: str, partition: str) -> dict[str, Any]:

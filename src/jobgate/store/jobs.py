@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     RowMapping,
-    bindparam,
     false,
     func,
     insert,
@@ -35,7 +34,9 @@ from jobgate.store.tables import RUNNABLE, Base, JobEventRow, JobRow, JobTagRow
 JOBS = Base.metadata.tables["jobs"]
 JOB_TAGS = Base.metadata.tables["job_tags"]
 JOB_EVENTS = Base.metadata.tables["job_events"]
-_INSERT_JOB = JOBS.insert().returning(JOBS.c.id)
+# PostgreSQL: `count` ids from the jobs' sequence (see JobRepository.new_ids).
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) "
+                 "FROM generate_series(1, :count)")
 # SQLite's planner, without statistics, prefers the (cluster, state, ...) index,
 # which walks every held job too.
 _RUNNABLE_INDEX = "INDEXED BY ix_jobs_runnable"
@@ -134,47 +135,38 @@ class JobRepository:
         self.add_event(row.id, at, None, JobState(row.state), reason, {})
         return row
 
+    def new_ids(self, count: int) -> list[int]:
+        """Ids for `count` jobs about to be inserted, taken before the insert so
+        that a job's paths (which hold its id) go in with it. SQLite: after the
+        largest id, which no other writer can take meanwhile (the transaction
+        began IMMEDIATE); PostgreSQL: from the table's sequence."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            largest = self.session.scalar(select(func.max(JobRow.id))) or 0
+            return list(range(largest + 1, largest + 1 + count))
+        return list(self.session.scalars(_NEXT_IDS, {"count": count}))
+
     def insert(self, values: dict[str, Any], tags: Sequence[str], at: datetime,
                reason: str | None) -> int:
-        """Insert one job with its tags and first event, as plain statements (the
-        submit path: no ORM unit of work); returns its id."""
-        # Table-level statements with bound parameters: compiled once, then cached.
-        conn = self.session.connection()
-        job_id: int = conn.execute(_INSERT_JOB, values).scalar_one()
-        if tags:
-            conn.execute(JOB_TAGS.insert(), [
-                {"job_id": job_id, "tag": tag, "position": i} for i, tag in enumerate(tags)])
-        conn.execute(JOB_EVENTS.insert(), {
-            "job_id": job_id, "at": at, "from_state": None, "to_state": values["state"],
-            "reason": reason, "data": {}})
+        """One job (`values` without its id; its paths as given): its new id."""
+        job_id = self.new_ids(1)[0]
+        self.insert_many([{**values, "id": job_id}], [tags], at, reason)
         return job_id
 
-    def set_columns(self, job_id: int, values: dict[str, Any]) -> None:
-        self.session.connection().execute(
-            JOBS.update().where(JOBS.c.id == bindparam("job_id")), {"job_id": job_id, **values})
-
     def insert_many(self, values: Sequence[dict[str, Any]], tags: Sequence[Sequence[str]],
-                    at: datetime, reason: str | None) -> list[int]:
-        """`insert` for many jobs (`values[i]` with the tags `tags[i]`): three
-        multi-row statements in all; returns their ids in the order given."""
+                    at: datetime, reason: str | None) -> None:
+        """Insert jobs (`values[i]`, with its id from `new_ids`) with their tags
+        (`tags[i]`) and first events, in three statements (the submit path: no
+        ORM unit of work; executemany, which the drivers send in bulk)."""
         conn = self.session.connection()
-        ids: list[int] = list(conn.execute(_INSERT_JOBS, list(values)).scalars())
-        tag_rows = [{"job_id": job_id, "tag": tag, "position": i}
-                    for job_id, job_tags in zip(ids, tags, strict=True)
+        conn.execute(JOBS.insert(), list(values))
+        tag_rows = [{"job_id": row["id"], "tag": tag, "position": i}
+                    for row, job_tags in zip(values, tags, strict=True)
                     for i, tag in enumerate(job_tags)]
         if tag_rows:
             conn.execute(JOB_TAGS.insert(), tag_rows)
         conn.execute(JOB_EVENTS.insert(), [
-            {"job_id": job_id, "at": at, "from_state": None, "to_state": row["state"],
-             "reason": reason, "data": {}} for job_id, row in zip(ids, values, strict=True)])
-        return ids
-
-    def set_columns_many(self, values: Sequence[dict[str, Any]]) -> None:
-        """`set_columns` for many jobs in one statement: each dict has `job_id`
-        and the same other keys."""
-        if values:
-            self.session.connection().execute(
-                JOBS.update().where(JOBS.c.id == bindparam("job_id")), list(values))
+            {"job_id": row["id"], "at": at, "from_state": None, "to_state": row["state"],
+             "reason": reason, "data": {}} for row in values])
 
     def add_many(
         self, rows: Sequence[JobRow], tags: Sequence[str], at: datetime, reason: str | None
@@ -538,11 +530,16 @@ def states_of_refs(session: Session, refs: Iterable[JobRef]) -> dict[JobRef, lis
     return found
 
 
-def values_to_record(values: dict[str, Any], tags: Sequence[str]) -> JobRecord:
+def values_to_record(values: dict[str, Any], tags: Sequence[str],
+                     spec: JobSpec | None = None) -> JobRecord:
     """The domain view of a job just inserted from `values` (all its columns
-    that have a value, with its id): what `to_record` would make of its row."""
-    return JobRecord.model_validate(
-        {key: values.get(key) for key in _RECORD_COLUMNS} | {"tags": list(tags)})
+    that have a value, with its id): what `to_record` would make of its row.
+    `spec`, when given, is the spec its `spec` column was dumped from: taken as
+    it is rather than validated again from the dump."""
+    fields = {key: values.get(key) for key in _RECORD_COLUMNS} | {"tags": list(tags)}
+    if spec is not None:
+        fields["spec"] = spec
+    return JobRecord.model_validate(fields)
 
 
 def to_record(row: JobRow, *, with_tags: bool = True) -> JobRecord:
