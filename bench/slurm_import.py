@@ -138,7 +138,8 @@ def main() -> None:
     print("  import_jobs  outside   squeue/min  sacct/min  imported")
     for import_jobs in (False, True):
         for outside in (int(x) for x in args.outside.split(",")):
-            with tempfile.TemporaryDirectory(prefix="jobgate-import-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="jobgate-import-",
+                                             ignore_cleanup_errors=True) as tmp:
                 squeue, sacct, imported = calls_per_minute(
                     import_jobs, outside, args.window, Path(tmp))
             print(f"  {import_jobs!s:<11} {outside:>7}   {squeue:>10.1f}  {sacct:>9.1f}"
