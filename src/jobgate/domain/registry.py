@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 import orjson
@@ -195,27 +196,34 @@ def tres(resources: list[str] | dict[str, Any] | str | None) -> dict[str, int]:
     if resources is None:
         return {}
     if isinstance(resources, dict):
-        items: list[tuple[str, Any]] = [(str(k), v) for k, v in resources.items()]
+        parsed = [_tres_item(str(key), value) for key, value in resources.items()]
     else:
-        items = []
-        for entry in resources.split(",") if isinstance(resources, str) else resources:
-            key, sep, value = entry.partition("=")
-            if sep:
-                items.append((key, value))
+        entries = resources.split(",") if isinstance(resources, str) else resources
+        parsed = [_tres_entry(entry) for entry in entries]
     found: dict[str, int] = {}
-    for key, value in items:
-        name = key.strip().lower()
-        kind = _TRES_KEYS.get(name) or ("gpus" if name.startswith("gres/gpu") else None)
-        if kind is None:
-            continue
-        field = f"allocated_resources.{key.strip()}"
-        if kind == "memory":
-            found["memory"] = _size(field, value)
-        elif kind == "gpus":
-            found["gpus"] = found.get("gpus", 0) + _count(field, value)
-        else:
-            found[kind] = _count(field, value)
+    for item in parsed:
+        if item is not None:
+            kind, amount = item
+            found[kind] = found.get(kind, 0) + amount if kind == "gpus" else amount
     return found
+
+
+@lru_cache(maxsize=4096)
+def _tres_entry(entry: str) -> tuple[str, int] | None:
+    """One `key=value` entry of a TRES list or string. Remembered: the records
+    of a batch repeat a few entries ("cpu=64", "mem=256G") thousands of times."""
+    key, sep, value = entry.partition("=")
+    return _tres_item(key, value) if sep else None
+
+
+def _tres_item(key: str, value: Any) -> tuple[str, int] | None:
+    """(cpus|memory|gpus|nodes, amount) of one TRES entry; None: not one of those."""
+    name = key.strip().lower()
+    kind = _TRES_KEYS.get(name) or ("gpus" if name.startswith("gres/gpu") else None)
+    if kind is None:
+        return None
+    field = f"allocated_resources.{key.strip()}"
+    return kind, _size(field, value) if kind == "memory" else _count(field, value)
 
 
 def _count(field: str, value: Any) -> int:

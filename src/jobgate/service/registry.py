@@ -39,7 +39,7 @@ from jobgate.errors import (
 )
 from jobgate.service.auth import Principal
 from jobgate.service.jobs import utcnow
-from jobgate.store.registry import NAMES, RegistryRepository, Stored
+from jobgate.store.registry import Match, RegistryRepository
 
 log = logging.getLogger(__name__)
 
@@ -132,71 +132,73 @@ class _Batch:
             this_round, pending = _distinct_keys(pending)
             # Optimistic first: no row locks (they cost a write each). Records a
             # concurrent batch got in the way of go again, their jobs locked.
-            this_round = self._round(this_round, lock=False)
+            lost, later = self._round(this_round, lock=False)
             for _ in range(ROUNDS):
-                if not this_round:
+                if not lost:
                     break
-                this_round = self._round(this_round, lock=True)
-            for index, _columns in this_round:
+                lost, more = self._round(lost, lock=True)
+                later += more
+            for index, _columns in lost:
                 self.outcomes[index] = Outcome(
                     index, "rejected", reason="a concurrent batch kept making this job; "
                                               "send the record again")
+            # Those that named a job an earlier record of the round changed go
+            # again after it, in the order sent.
+            pending = sorted(later + pending, key=lambda item: item[0])
         return self.outcomes
 
     def _round(self, items: list[tuple[int, dict[str, Any]]], *, lock: bool
-               ) -> list[tuple[int, dict[str, Any]]]:
-        """Upsert records of distinct keys; returns those another batch got in the
-        way of (a job it made or wrote first), to try again."""
-        stored = self.repo.find([_key(columns) for _, columns in items], lock=lock)
-        by_native = {(s.columns["cluster"], s.columns["native_id"]): s for s in stored
-                     if s.columns["native_id"] is not None}
-        by_array = {(s.columns["cluster"], s.columns["array_job_id"],
-                     s.columns["array_task_id"]): s for s in stored
-                    if s.columns["array_job_id"] is not None}
+               ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
+        """Upsert records of distinct keys. Returns those another batch got in
+        the way of (a job it made or wrote first), to try again, and those that
+        name a job an earlier record of this round changes, for a later round."""
+        matches = self.repo.compare([columns for _, columns in items], lock=lock)
         new: list[tuple[int, dict[str, Any]]] = []
-        changes: list[tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
-        for index, columns in items:
-            native = by_native.get((columns["cluster"], columns["native_id"]))
-            array = by_array.get((columns["cluster"], columns["array_job_id"],
-                                  columns["array_task_id"]))
-            if native is not None and array is not None and native.id != array.id:
+        places: list[int] = []
+        changes: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        later: list[tuple[int, dict[str, Any]]] = []
+        changed: set[int | None] = set()
+        for place, ((index, columns), match) in enumerate(zip(items, matches, strict=True)):
+            if match.by_native in changed or match.by_array in changed:
+                later.append((index, columns))
+            elif match.by_native is not None and match.by_array not in (None, match.by_native):
                 self.outcomes[index] = Outcome(
                     index, "rejected", field="job_id",
-                    reason=f"job_id names ledger job {native.id} but group_id/group_index "
-                           f"name ledger job {array.id}; fix one of them")
-                continue
-            match = native or array
-            if match is None:
+                    reason=f"job_id names ledger job {match.by_native} but group_id/"
+                           f"group_index name ledger job {match.by_array}; fix one of them")
+            elif match.id is None:
                 new.append((index, columns))
-                continue
-            change = self._change(match, columns)
-            if change is None:
+                places.append(place)
+            elif not match.changed:
                 self.outcomes[index] = Outcome(index, "unchanged", match.id)
             else:
-                changes.append((index, columns, *change))
-        lost, events = self._insert(new)
+                changes.append((index, columns, self._change(place, match, columns)))
+                changed.add(match.id)
         changes.sort(key=lambda change: change[2]["id"])  # rows locked in one order
-        written = self.repo.update([row for _, _, row, _ in changes], self.now)
-        for index, columns, row, event in changes:
+        made, written = self.repo.write(places, [row for _, _, row in changes], self.now)
+        by_key = {_identity(*key): job_id for job_id, *key in made}
+        lost = []
+        for index, columns in new:
+            job_id = by_key.get(_identity(columns["cluster"], columns["native_id"],
+                                          columns["array_job_id"], columns["array_task_id"]))
+            if job_id is None:
+                lost.append((index, columns))
+            else:
+                self.outcomes[index] = Outcome(index, "created", job_id)
+        for index, columns, row in changes:
             if row["id"] in written:
                 self.outcomes[index] = Outcome(index, "updated", row["id"])
-                events.append(event)
             else:
                 lost.append((index, columns))
-        self.repo.add_events(events, self.now)
-        return lost
+        return lost, later
 
-    def _change(self, job: Stored, columns: dict[str, Any]
-                ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The row and event that overwrite `job` with `columns`; None when equal."""
-        if columns["submit_time"] is None:
-            columns = {**columns, "submit_time": job.columns["submit_time"]}
-        changed = [name for name in NAMES if columns[name] != job.columns[name]]
-        if not changed:
-            return None
-        old, new = JobState(job.columns["state"]), JobState(columns["state"])
-        runs = job.requeue_count
-        data: dict[str, Any] = {"source": "registry", "fields": changed}
+    def _change(self, place: int, match: Match, columns: dict[str, Any]) -> dict[str, Any]:
+        """What overwrites the job `match` found with the record at `place` of the
+        round (`columns`): its runs and what its event says."""
+        assert match.state is not None  # a job matched has a state
+        old, new = JobState(match.state), JobState(columns["state"])
+        runs = match.requeue_count
+        data: dict[str, Any] = {"source": "registry", "fields": match.changed}
         if old is not new:
             requeue = old.final and not new.final
             if requeue:
@@ -204,40 +206,11 @@ class _Batch:
             if not can_transition(old, new, requeue=requeue):
                 data["against_ledger_rules"] = True
                 log.warning("registry job %s: %s -> %s as its scheduler says (the ledger "
-                            "would refuse this move for a job run here)", job.id, old, new)
+                            "would refuse this move for a job run here)", match.id, old, new)
             if requeue:
                 data["requeued"] = True
-        row = {"id": job.id, "seen": job.updated_at, **columns, "requeue_count": runs}
-        event = {"job_id": job.id, "from_state": old.value, "to_state": new.value,
-                 "reason": "registry: updated", "data": data}
-        return row, event
-
-    def _insert(self, new: list[tuple[int, dict[str, Any]]]
-                ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
-        """Insert new jobs; returns the records whose key another batch took
-        first, and the events of the jobs made."""
-        rows = [{**columns, "submit_time": columns["submit_time"] or self.now}
-                for _, columns in new]
-        made = {}
-        for job_id, cluster, native_id, array_job_id, array_task_id in self.repo.insert(
-                rows, self.now):
-            made[_identity(cluster, native_id, array_job_id, array_task_id)] = job_id
-        lost, events = [], []
-        for (index, columns), row in zip(new, rows, strict=True):
-            job_id = made.get(_identity(columns["cluster"], columns["native_id"],
-                                        columns["array_job_id"], columns["array_task_id"]))
-            if job_id is None:
-                lost.append((index, columns))
-                continue
-            self.outcomes[index] = Outcome(index, "created", job_id)
-            events.append({"job_id": job_id, "from_state": None, "to_state": row["state"],
-                           "reason": "registry: created", "data": {"source": "registry"}})
-        return lost, events
-
-
-def _key(columns: dict[str, Any]) -> dict[str, Any]:
-    return {name: columns[name]
-            for name in ("cluster", "native_id", "array_job_id", "array_task_id")}
+        return {"ord": place, "id": match.id, "seen": match.updated_at, "requeue_count": runs,
+                "from_state": old.value, "to_state": new.value, "data": data}
 
 
 def _identity(cluster: str, native_id: str | None, array_job_id: int | None,
@@ -252,21 +225,22 @@ def _distinct_keys(items: list[tuple[int, dict[str, Any]]]
                    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
     """Records whose keys no earlier record of the batch uses, and the rest (a
     later round applies them on top, in the order sent)."""
-    seen: set[tuple[Any, ...]] = set()
-    now, later = [], []
+    natives: set[tuple[Any, ...]] = set()
+    arrays: set[tuple[Any, ...]] = set()
+    now: list[tuple[int, dict[str, Any]]] = []
+    later: list[tuple[int, dict[str, Any]]] = []
     for item in items:
         columns = item[1]
-        keys: set[tuple[Any, ...]] = set()
+        taken = False
         if columns["native_id"] is not None:
-            keys.add(("n", columns["cluster"], columns["native_id"]))
+            native = (columns["cluster"], columns["native_id"])
+            taken = native in natives
+            natives.add(native)
         if columns["array_job_id"] is not None:
-            keys.add(("a", columns["cluster"], columns["array_job_id"],
-                      columns["array_task_id"]))
-        if keys & seen:
-            later.append(item)
-        else:
-            now.append(item)
-        seen |= keys
+            array = (columns["cluster"], columns["array_job_id"], columns["array_task_id"])
+            taken = taken or array in arrays
+            arrays.add(array)
+        (later if taken else now).append(item)
     return now, later
 
 

@@ -1,23 +1,32 @@
-"""Registry jobs in bulk: one statement per step for a whole batch of records.
+"""Registry jobs in bulk: a round of records costs the same few statements,
+whatever its size.
 
-A batch travels to the database as one JSON array, read as a table there
-(PostgreSQL's `jsonb_to_recordset`, SQLite's `json_each`): a lookup of every
-existing key, an `INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING` of the
-new jobs, an `UPDATE ... FROM` of the changed ones and one `INSERT` of all the
-events. Four statements for a thousand records, whatever the dialect, and no
-statement whose text grows with the batch (a driver parses those again each time).
-It flushes nothing through the ORM; the service owns the commit.
+A round's records go to the database once, into a temporary table
+`registry_batch` (PostgreSQL: a binary COPY; SQLite: one JSON array read by
+`json_each`), which the two statements that do the work join:
+
+- `compare`: for each record, the registry jobs its two keys name and which of
+  the decided columns it would change, compared in SQL (IS DISTINCT FROM): only
+  a few small columns come back, and an unchanged record costs index probes;
+- `write`: the new jobs inserted (`ON CONFLICT DO NOTHING`), the changed ones
+  overwritten if still the version compared, and one event per job written; on
+  PostgreSQL one statement (data-modifying CTEs), on SQLite three.
+
+No statement's text grows with the batch (a driver would parse it again each
+time). It flushes nothing through the ORM; the service owns the commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Boolean, Executable, TextClause, bindparam, text
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import Executable, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from jobgate.domain.registry import REGISTRY
@@ -35,135 +44,139 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("exit_code_signal", "integer"), ("registry_data", "jsonb"),
 )
 NAMES = tuple(name for name, _ in COLUMNS)
-TIMES = frozenset(name for name, kind in COLUMNS if kind == "timestamptz")
 # What every registry job has, never taken from a record: it is not run here.
 # The spec is the smallest valid one (no script: the scheduler kept it).
 REGISTRY_SPEC = {"command": ""}
+# The events of the jobs a batch writes.
+CREATED = "registry: created"
+UPDATED = "registry: updated"
+CREATED_DATA = {"source": REGISTRY}
 _CONSTANTS = {"standard_output": "''", "standard_error": "''", "priority": "0",
-              "source": f"'{REGISTRY}'"}
+              "source": f"'{REGISTRY}'", "requeue_count": "0"}
 _KEY = ("cluster", "native_id", "array_job_id", "array_task_id")
+# What an update carries besides the staged row at its place (ord): the job and
+# the version compared (`seen`), its runs, and its event (from_state, to_state, data).
+_CHANGE = (("ord", "integer"), ("id", "bigint"), ("seen", "timestamptz"),
+           ("requeue_count", "integer"), ("from_state", "text"), ("to_state", "text"),
+           ("data", "jsonb"))
 
 
-@dataclass(frozen=True)
-class Stored:
-    """A registry job as the ledger has it: its id, runs and decided columns."""
+class Match(NamedTuple):
+    """What the ledger has for one record."""
 
-    id: int
-    requeue_count: int
-    updated_at: datetime
-    columns: dict[str, Any]
+    by_native: int | None  # the registry job (cluster, native_id) names
+    by_array: int | None  # the registry job (cluster, array_job_id, array_task_id) names
+    requeue_count: int  # of the job matched (by_native, else by_array); 0: none
+    updated_at: datetime | None  # its version
+    state: str | None
+    changed: tuple[str, ...]  # the decided columns the record changes, in NAMES order
+
+    @property
+    def id(self) -> int | None:
+        return self.by_native if self.by_native is not None else self.by_array
 
 
 class RegistryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.staged = False  # registry_batch holds rows of this transaction
 
-    # -- statements -----------------------------------------------------------
+    def compare(self, rows: Sequence[dict[str, Any]], *, lock: bool = False) -> list[Match]:
+        """For each row (a record's decided columns; submit_time None keeps the
+        job's), in order: the registry jobs its keys name and what it changes.
+        The rows stay in the transaction for `write`, until the next `compare`.
 
-    def find(self, keys: Sequence[dict[str, Any]], *, lock: bool = False) -> list[Stored]:
-        """The registry jobs that any of `keys` (cluster, native_id, array_job_id,
-        array_task_id) names, by either key. `update` writes a job only if it is
-        still the version read here; `lock` makes sure it is (PostgreSQL; SQLite's
-        BEGIN IMMEDIATE keeps every other writer out already)."""
-        if not keys:
+        `write` overwrites a job only if it is still the version compared here;
+        `lock` makes sure it is: the jobs are locked first, in id order
+        (PostgreSQL; SQLite's BEGIN IMMEDIATE keeps every other writer out already).
+        """
+        if not rows:
             return []
-        rows = _Rows(self.sqlite, "keys", [(name, dict(COLUMNS)[name]) for name in _KEY])
-        by_native = self._ids(rows, f"cluster = {rows['cluster']} AND "
-                                    f"native_id = {rows['native_id']}")
-        by_array = self._ids(rows, f"cluster = {rows['cluster']} AND "
-                                   f"array_job_id = {rows['array_job_id']} AND "
-                                   f"array_task_id = {rows['array_task_id']}")
-        # The JSON document as text, parsed here (faster than the driver's loader).
-        names = ", ".join("CAST(registry_data AS TEXT)" if name == "registry_data" else name
-                          for name in NAMES)
-        sql = (f"SELECT id, requeue_count, updated_at, {names} FROM jobs "
-               f"WHERE id IN ({by_native} UNION ALL {by_array}) ORDER BY id")
+        connection = self.session.connection()
+        connection.execute(_create_sql(self.sqlite))
+        if self.staged or self.sqlite:  # PostgreSQL empties it at each commit
+            connection.execute(text("DELETE FROM registry_batch"))
+        self.staged = True
+        if self.sqlite:
+            connection.execute(_stage_sql(), {"doc": self._encode(rows)})
+        else:
+            self._copy(rows)
         if lock and not self.sqlite:
-            sql += " FOR UPDATE"
-        query: Executable = text(sql)
-        if self.sqlite:  # psycopg gives aware times itself
-            query = text(sql).columns(
-                **{name: UTCDateTime() for name in (*TIMES, "updated_at")}, held=Boolean())
-        result = self.session.connection().execute(query, {"keys": self._encode(keys)})
+            connection.execute(_lock_sql())
         found = []
-        for row in result.all():
-            columns = dict(zip(NAMES, row[3:], strict=True))
-            columns["registry_data"] = orjson.loads(columns["registry_data"])
-            found.append(Stored(row[0], row[1], row[2], columns))
+        for (by_native, by_array, runs, seen, state, changed, stored_data), row in zip(
+                connection.execute(_compare_sql(self.sqlite)).all(), rows, strict=True):
+            names = tuple(changed.split())
+            if stored_data is not None and orjson.loads(stored_data) == row["registry_data"]:
+                # SQLite compares the documents as text: the same keys in
+                # another order are no change (as jsonb has it).
+                names = tuple(name for name in names if name != "registry_data")
+            found.append(Match(by_native, by_array, runs or 0, seen, state, names))
         return found
 
-    def _ids(self, rows: _Rows, match: str) -> str:
-        """A query of the ids of the registry jobs that rows of `rows` match."""
-        if self.sqlite:
-            return (f"SELECT jobs.id FROM jobs JOIN {rows.source()} ON {match} "
-                    f"WHERE jobs.source = '{REGISTRY}'")
-        # One probe of the key's unique index per row, whatever the planner
-        # believes of the table (LIMIT keeps it from making this a hash join
-        # over every registry job, as it may while its statistics lag a bulk load).
-        return (f"SELECT j.id FROM {rows.source()} CROSS JOIN LATERAL (SELECT id FROM jobs "
-                f"WHERE {match} AND source = '{REGISTRY}' LIMIT 1) AS j")
+    def write(self, new: Sequence[int], changes: Sequence[dict[str, Any]], now: datetime
+              ) -> tuple[list[tuple[Any, ...]], set[int]]:
+        """Insert the rows compared last at places `new` (a submit_time None
+        becomes `now`) and overwrite jobs with the rows at the places of
+        `changes` (ord; id, seen, requeue_count, from_state, to_state, data),
+        each with its event. A new row whose key exists by now is skipped (a
+        concurrent batch made it), and so is a change to a job no longer at
+        version `seen`.
 
-    def insert(self, rows: Sequence[dict[str, Any]], now: datetime) -> list[tuple[Any, ...]]:
-        """Insert new registry jobs; a row whose key exists by now is skipped (a
-        concurrent batch made it). Returns (id, cluster, native_id, array_job_id,
-        array_task_id) of each row inserted."""
-        if not rows:
-            return []
-        source = _Rows(self.sqlite, "doc", COLUMNS)
-        constants = {**_CONSTANTS, "requeue_count": "0", "spec": self._json_param("spec"),
-                     "updated_at": ":now"}
-        where = " WHERE true" if self.sqlite else ""  # SQLite: else ON reads as a join's
-        statement = text(
-            f"INSERT INTO jobs ({', '.join((*NAMES, *constants))}) "
-            f"SELECT {', '.join((*(source[n] for n in NAMES), *constants.values()))} "
-            f"FROM {source.source()}{where} ON CONFLICT DO NOTHING "
-            f"RETURNING id, {', '.join(_KEY)}")
-        result = self.session.connection().execute(self._typed(statement), {
-            "doc": self._encode(rows), "spec": orjson.dumps(REGISTRY_SPEC).decode(), "now": now})
-        return [tuple(row) for row in result.all()]
+        Returns (id, cluster, native_id, array_job_id, array_task_id) of each job
+        made, and the ids of the jobs overwritten.
+        """
+        if not new and not changes:
+            return [], set()
+        params: dict[str, Any] = {"now": now, "spec": orjson.dumps(REGISTRY_SPEC).decode(),
+                                  "created": orjson.dumps(CREATED_DATA).decode()}
+        if new:
+            params["new"] = orjson.dumps(new).decode()
+        if changes:
+            params["changes"] = self._encode(changes)
+        if not self.sqlite:
+            made, written = [], set()
+            for kind, *row in self.session.connection().execute(
+                    _write_sql(bool(new), bool(changes)), params):
+                if kind == "made":
+                    made.append(tuple(row))
+                else:
+                    written.add(row[0])
+            return made, written
+        return self._write_sqlite(params, changes)
 
-    def update(self, rows: Sequence[dict[str, Any]], now: datetime) -> set[int]:
-        """Overwrite jobs by id with their new decided columns and requeue_count,
-        each only if it is still the version `find` read (its `seen` updated_at).
-        Returns the ids written; a job another batch wrote meanwhile is not."""
-        if not rows:
-            return set()
-        columns = (("id", "bigint"), ("seen", "timestamptz"), *COLUMNS,
-                   ("requeue_count", "integer"))
-        source = _Rows(self.sqlite, "doc", columns)
-        assignments = ", ".join(f"{name} = {source[name]}"
-                                for name, _ in columns if name not in ("id", "seen"))
-        target = "jobs" if self.sqlite else "jobs AS j"
-        job = "jobs" if self.sqlite else "j"
-        statement = text(f"UPDATE {target} SET {assignments}, updated_at = :now "
-                         f"FROM {source.source()} WHERE {job}.id = {source['id']} "
-                         f"AND {job}.updated_at = {source['seen']} RETURNING {job}.id")
-        result = self.session.connection().execute(self._typed(statement),
-                                                   {"doc": self._encode(rows), "now": now})
-        return {job_id for job_id, in result.all()}
+    def _write_sqlite(self, params: dict[str, Any], changes: Sequence[dict[str, Any]]
+                      ) -> tuple[list[tuple[Any, ...]], set[int]]:
+        connection = self.session.connection()
+        events: list[dict[str, Any]] = []
+        made: list[tuple[Any, ...]] = []
+        if "new" in params:
+            for *row, state in connection.execute(_insert_sql(True), params):
+                made.append(tuple(row))
+                events.append({"job_id": row[0], "from_state": None, "to_state": state,
+                               "reason": CREATED, "data": CREATED_DATA})
+        written: set[int] = set()
+        if changes:
+            written = {job_id for job_id, in connection.execute(_update_sql(True), params)}
+            events += [{"job_id": row["id"], "from_state": row["from_state"],
+                        "to_state": row["to_state"], "reason": UPDATED, "data": row["data"]}
+                       for row in changes if row["id"] in written]
+        if events:
+            connection.execute(_events_sql(), {"events": self._encode(events),
+                                               "now": params["now"]})
+        return made, written
 
-    def add_events(self, events: Sequence[dict[str, Any]], now: datetime) -> None:
-        """One event per job: job_id, from_state, to_state, reason, data."""
-        if not events:
-            return
-        source = _Rows(self.sqlite, "doc", (
-            ("job_id", "bigint"), ("from_state", "text"), ("to_state", "text"),
-            ("reason", "text"), ("data", "jsonb")))
-        statement = text(
-            "INSERT INTO job_events (job_id, at, from_state, to_state, reason, data) "
-            f"SELECT {source['job_id']}, :now, {source['from_state']}, {source['to_state']}, "
-            f"{source['reason']}, {source['data']} FROM {source.source()}")
-        self.session.connection().execute(self._typed(statement),
-                                          {"doc": self._encode(events), "now": now})
-
-    # -- encoding -------------------------------------------------------------
-
-    def _typed(self, statement: TextClause) -> TextClause:
-        return statement.bindparams(bindparam("now", type_=UTCDateTime()))
-
-    def _json_param(self, name: str) -> str:
-        return f":{name}" if self.sqlite else f"CAST(:{name} AS jsonb)"
+    def _copy(self, rows: Sequence[dict[str, Any]]) -> None:
+        """PostgreSQL: stage the rows by binary COPY, the cheapest way in for both
+        sides (a JSON document costs the server twice as much to read)."""
+        driver = self.session.connection().connection.dbapi_connection
+        assert isinstance(driver, psycopg.Connection)  # the only PostgreSQL driver here
+        with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for place, row in enumerate(rows):
+                copy.write_row((place, *[row[name] for name in _PLAIN],
+                                Jsonb(row["registry_data"], dumps=orjson.dumps)))
 
     def _encode(self, rows: Sequence[dict[str, Any]]) -> str:
         """The rows as one JSON array; times as each dialect stores them."""
@@ -179,22 +192,148 @@ def _sqlite_time(value: Any) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-class _Rows:
-    """A JSON array of objects bound as `:param`, read as a table named `r`."""
+# -- statements (built once per dialect and shape) -------------------------------
 
-    def __init__(self, sqlite: bool, param: str, columns: Sequence[tuple[str, str]]) -> None:
-        self.sqlite = sqlite
-        self.param = param
-        self.columns = columns
-        self.alias = f"r_{param}"
 
-    def source(self) -> str:
-        if self.sqlite:
-            return f"json_each(:{self.param}) AS {self.alias}"
-        types = ", ".join(f"{name} {kind}" for name, kind in self.columns)
-        return f"json_to_recordset(CAST(:{self.param} AS json)) AS {self.alias}({types})"
+def _rows(sqlite: bool, param: str, alias: str, columns: Sequence[tuple[str, str]]) -> str:
+    """A FROM item: the JSON array of objects bound as `:param`, as a table
+    `alias` with `columns` (name, PostgreSQL type)."""
+    if sqlite:
+        picks = ", ".join(f"json_extract(value, '$.{name}') AS {name}" for name, _ in columns)
+        return f"(SELECT {picks} FROM json_each(:{param})) AS {alias}"
+    types = ", ".join(f"{name} {kind}" for name, kind in columns)
+    return f"json_to_recordset(CAST(:{param} AS json)) AS {alias}({types})"
 
-    def __getitem__(self, name: str) -> str:
-        if self.sqlite:
-            return f"json_extract({self.alias}.value, '$.{name}')"
-        return f"{self.alias}.{name}"
+
+@cache
+def _create_sql(sqlite: bool) -> TextClause:
+    """The round's records, each at its place (ord, from 0). PostgreSQL empties
+    it at commit; SQLite's columns take values as they come (no affinity), as
+    a JSON document gives them."""
+    if sqlite:
+        return text("CREATE TEMP TABLE IF NOT EXISTS registry_batch "
+                    f"(ord, {', '.join(NAMES)})")
+    columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
+    return text("CREATE TEMP TABLE IF NOT EXISTS registry_batch "
+                f"(ord integer, {columns}) ON COMMIT DELETE ROWS")
+
+
+_PLAIN = tuple(name for name in NAMES if name != "registry_data")
+_COPY = f"COPY registry_batch (ord, {', '.join(_PLAIN)}, registry_data) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["int4", *({"bigint": "int8", "integer": "int4", "boolean": "bool"}.get(kind, kind)
+                         for name, kind in COLUMNS if name != "registry_data"), "jsonb"]
+
+
+@cache
+def _stage_sql() -> TextClause:
+    """SQLite: stage the records of the array `:doc`, each at its place."""
+    picks = ", ".join(f"json_extract(value, '$.{name}')" for name in NAMES)
+    return text(f"INSERT INTO registry_batch (ord, {', '.join(NAMES)}) "
+                f"SELECT key, {picks} FROM json_each(:doc)")
+
+
+def _key_probes(rows: str) -> tuple[str, str]:
+    """Scalar subqueries: the registry job each key of a row of `rows` names.
+    Each is one probe of its key's unique index, whatever the planner believes
+    of the table (as a join, a stale planner may hash every registry job)."""
+    registry = f"jobs.source = '{REGISTRY}'"
+    by_native = (f"(SELECT jobs.id FROM jobs WHERE jobs.cluster = {rows}.cluster "
+                 f"AND jobs.native_id = {rows}.native_id AND {registry})")
+    by_array = (f"(SELECT jobs.id FROM jobs WHERE jobs.cluster = {rows}.cluster "
+                f"AND jobs.array_job_id = {rows}.array_job_id "
+                f"AND jobs.array_task_id = {rows}.array_task_id AND {registry})")
+    return by_native, by_array
+
+
+@cache
+def _compare_sql(sqlite: bool) -> Executable:
+    by_native, by_array = _key_probes("b")
+    differs = "IS NOT" if sqlite else "IS DISTINCT FROM"
+
+    def new(name: str) -> str:  # a record without a submit time keeps the job's
+        return "COALESCE(r.submit_time, m.submit_time)" if name == "submit_time" else f"r.{name}"
+
+    changed = " || ".join(f"CASE WHEN m.{name} {differs} {new(name)} THEN ' {name}' ELSE '' END"
+                          for name in NAMES)
+    stored_data = (f"CASE WHEN m.registry_data {differs} r.registry_data "
+                   "THEN m.registry_data END" if sqlite else "NULL")
+    # OFFSET 0: the probes run once a row, and the job is fetched by its id.
+    fence = "" if sqlite else " OFFSET 0"
+    job = ("LEFT JOIN jobs AS m ON m.id = COALESCE(r.by_native, r.by_array)" if sqlite else
+           "LEFT JOIN LATERAL (SELECT * FROM jobs "
+           "WHERE jobs.id = COALESCE(r.by_native, r.by_array) OFFSET 0) AS m ON true")
+    sql = (f"SELECT r.by_native, r.by_array, m.requeue_count, m.updated_at, m.state, "
+           f"CASE WHEN m.id IS NULL THEN '' ELSE {changed} END, {stored_data} "
+           f"FROM (SELECT b.*, {by_native} AS by_native, {by_array} AS by_array "
+           f"FROM registry_batch AS b{fence}) AS r {job} ORDER BY r.ord")
+    if not sqlite:  # psycopg gives aware times itself
+        return text(sql)
+    return text(sql).columns(updated_at=UTCDateTime())
+
+
+@cache
+def _lock_sql() -> TextClause:
+    """Lock the registry jobs the staged rows' keys name, in id order (PostgreSQL)."""
+    by_native, by_array = _key_probes("b")
+    return text(f"SELECT id FROM jobs WHERE id IN (SELECT {by_native} FROM registry_batch b "
+                f"UNION ALL SELECT {by_array} FROM registry_batch b) ORDER BY id FOR UPDATE")
+
+
+def _insert_sql(sqlite: bool) -> TextClause:
+    names = (*NAMES, *_CONSTANTS, "spec", "updated_at")
+    values = (*("COALESCE(n.submit_time, :now)" if name == "submit_time" else f"n.{name}"
+                for name in NAMES), *_CONSTANTS.values(),
+              ":spec" if sqlite else "CAST(:spec AS jsonb)", ":now")
+    places = ("SELECT value FROM json_each(:new)" if sqlite else
+              "SELECT CAST(value AS integer) FROM json_array_elements_text(CAST(:new AS json))")
+    return _typed(text(
+        f"INSERT INTO jobs ({', '.join(names)}) SELECT {', '.join(values)} "
+        f"FROM registry_batch AS n WHERE n.ord IN ({places}) ORDER BY n.ord "
+        f"ON CONFLICT DO NOTHING RETURNING id, {', '.join(_KEY)}, state"))
+
+
+def _update_sql(sqlite: bool) -> TextClause:
+    job = "jobs" if sqlite else "j"
+    assignments = ", ".join(
+        f"{name} = COALESCE(r.submit_time, {job}.submit_time)" if name == "submit_time"
+        else f"{name} = r.{name}" for name in NAMES)
+    returning = "jobs.id" if sqlite else "j.id, c.from_state, c.to_state, c.data"
+    return _typed(text(
+        f"UPDATE {'jobs' if sqlite else 'jobs AS j'} SET {assignments}, "
+        "requeue_count = c.requeue_count, updated_at = :now "
+        f"FROM {_rows(sqlite, 'changes', 'c', _CHANGE)} "
+        "JOIN registry_batch AS r ON r.ord = c.ord "
+        f"WHERE {job}.id = c.id AND {job}.updated_at = c.seen RETURNING {returning}"))
+
+
+@cache
+def _events_sql() -> TextClause:
+    """SQLite: the events of a round's jobs."""
+    columns = (("job_id", ""), ("from_state", ""), ("to_state", ""), ("reason", ""),
+               ("data", ""))
+    return _typed(text(
+        "INSERT INTO job_events (job_id, at, from_state, to_state, reason, data) "
+        "SELECT e.job_id, :now, e.from_state, e.to_state, e.reason, e.data "
+        f"FROM {_rows(True, 'events', 'e', columns)}"))
+
+
+@cache
+def _write_sql(new: bool, changes: bool) -> TextClause:
+    """PostgreSQL: insert, update and their events in one statement; answers
+    ('made', id, cluster, native_id, array_job_id, array_task_id) and ('written', id)."""
+    steps, logged, answer = [], [], []
+    if new:
+        steps.append(f"made AS ({_insert_sql(False).text})")
+        logged.append(f"SELECT id, NULL, state, '{CREATED}', CAST(:created AS jsonb) FROM made")
+        answer.append(f"SELECT 'made', id, {', '.join(_KEY)} FROM made")
+    if changes:
+        steps.append(f"written AS ({_update_sql(False).text})")
+        logged.append(f"SELECT id, from_state, to_state, '{UPDATED}', data FROM written")
+        answer.append("SELECT 'written', id, NULL, NULL, NULL, NULL FROM written")
+    steps.append("logged AS (INSERT INTO job_events (job_id, from_state, to_state, reason, "
+                 f"data, at) SELECT *, :now FROM ({' UNION ALL '.join(logged)}) AS e)")
+    return _typed(text(f"WITH {', '.join(steps)} {' UNION ALL '.join(answer)}"))
+
+
+def _typed(statement: TextClause) -> TextClause:
+    return statement.bindparams(bindparam("now", type_=UTCDateTime()))

@@ -1,0 +1,151 @@
+"""Registry batches in bulk: rounds of one batch, comparisons made by the store,
+the staged rows and the fast JSON body, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from api_client import Api
+
+from jobgate.api.routes.registry import parse_json
+from jobgate.domain.registry import ledger_columns, parse_record
+from jobgate.store.registry import RegistryRepository
+
+URL = "/v1/registry/jobs"
+
+
+def record(job_id: int | None = 1001, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"job_id": job_id, "cluster_id": "daint", "user": "ana",
+                            "state": "RUNNING", "submitted": "2026-01-02T03:04:05Z",
+                            "start": "2026-01-02T03:05:05Z"}
+    if job_id is None:
+        del base["job_id"]
+    return base | fields
+
+
+def push(api: Api, *records: dict[str, Any]) -> list[dict[str, Any]]:
+    answer = api.post(URL, json=list(records))
+    assert answer.status_code == 200, answer.text
+    results: list[dict[str, Any]] = answer.json()["results"]
+    return results
+
+
+def moves(api: Api, job_id: int) -> list[tuple[str | None, str, list[str] | None]]:
+    log = api.get(f"/v1/jobs/{job_id}/events").json()["events"]
+    return [(e["from_state"], e["to_state"], e["data"].get("fields")) for e in log]
+
+
+def test_one_batch_names_jobs_again_by_either_key_and_lands_in_order(api: Api) -> None:
+    # Four rounds in one transaction: each key again only after its earlier use.
+    results = push(
+        api,
+        record(7, state="PENDING", start=None),
+        record(None, group_id=70, group_index=1, state="PENDING", start=None),
+        record(7),
+        record(None, group_id=70, group_index=1),
+        # The array task named by its job id too: the same job, its id now set.
+        record(71, group_id=70, group_index=1, state="COMPLETED",
+               end="2026-01-02T04:00:00Z"),
+        record(7, state="COMPLETED", end="2026-01-02T04:00:00Z"),
+        record(71, group_id=70, group_index=1, state="COMPLETED",
+               end="2026-01-02T04:00:00Z"),
+    )
+    assert [r["status"] for r in results] == [
+        "created", "created", "updated", "updated", "updated", "updated", "unchanged"]
+    job, task = results[0]["id"], results[1]["id"]
+    assert [r["id"] for r in results] == [job, task, job, task, task, job, task]
+    assert moves(api, job) == [
+        (None, "PENDING", None), ("PENDING", "RUNNING", ["state", "start_time"]),
+        ("RUNNING", "COMPLETED", ["state", "end_time"])]
+    assert moves(api, task) == [
+        (None, "PENDING", None), ("PENDING", "RUNNING", ["state", "start_time"]),
+        ("RUNNING", "COMPLETED", ["native_id", "state", "end_time"])]
+    row = api.get(f"/v1/jobs/{task}").json()
+    assert (row["array_job_id"], row["array_task_id"], row["state"]) == (70, 1, "COMPLETED")
+    # A record overwrites every decided column: one without a job id finds the
+    # task by its group and clears its job id. The next names the task by that
+    # job id, as the batch began: it applies after the first, when (daint, 71)
+    # names no job any more, so it makes one.
+    again = push(api, record(None, group_id=70, group_index=1, state="FAILED",
+                             end="2026-01-02T04:00:00Z"),
+                 record(71, state="FAILED", end="2026-01-02T04:00:00Z"))
+    assert [r["status"] for r in again] == ["updated", "created"]
+    assert again[0]["id"] == task and again[1]["id"] not in (job, task)
+    assert moves(api, task)[-1] == ("COMPLETED", "FAILED", ["native_id", "state"])
+    assert len(moves(api, again[1]["id"])) == 1
+
+
+def test_what_a_record_leaves_out_or_orders_otherwise_is_no_change(api: Api) -> None:
+    first = push(api, record(5, additional_data={"qos": "normal", "exit": "0:0",
+                                                 "nested": {"a": 1, "b": [1, 2]}}))[0]
+    # The same object with its keys in another order: unchanged on both stores.
+    same = push(api, record(5, additional_data={"nested": {"b": [1, 2], "a": 1},
+                                                "exit": "0:0", "qos": "normal"}))[0]
+    assert (same["status"], same["id"]) == ("unchanged", first["id"])
+    # No submit time in the record: the job keeps the one it has.
+    later = push(api, record(5, submitted=None, start=None,
+                             additional_data={"qos": "normal", "exit": "0:0",
+                                              "nested": {"a": 1, "b": [1, 2]}}))[0]
+    assert later["status"] == "updated"
+    job = api.get(f"/v1/jobs/{first['id']}").json()
+    assert (job["submit_time"], job["start_time"]) == ("2026-01-02T03:04:05Z", None)
+    assert moves(api, first["id"])[-1] == ("RUNNING", "RUNNING", ["start_time"])
+    changed = push(api, record(5, submitted=None, start=None,
+                               additional_data={"qos": "high"}))[0]
+    assert changed["status"] == "updated"
+    assert moves(api, first["id"])[-1][2] == ["registry_data"]
+
+
+def test_consecutive_batches_never_see_each_others_staged_rows(api: Api) -> None:
+    # Each batch stages its rows in a temporary table of its connection: the
+    # next batch on that connection (the pool reuses it) starts from none.
+    for size in (30, 10, 20):
+        results = push(api, *[record(i, state="PENDING", start=None) for i in range(size)])
+        assert len(results) == size
+    final = push(api, *[record(i) for i in range(30)])
+    assert [r["status"] for r in final] == ["updated"] * 30
+    assert len({r["id"] for r in final}) == 30
+
+
+def test_compare_with_locks_answers_as_without(api: Api) -> None:
+    push(api, record(1), record(None, group_id=9, group_index=0, state="PENDING", start=None))
+    rows = [ledger_columns(parse_record(data)) for data in (
+        record(1), record(1, state="COMPLETED", end="2026-01-02T04:00:00Z"),
+        record(None, group_id=9, group_index=0, state="PENDING", start=None),
+        record(2), record(1, group_id=9, group_index=0))]
+    with api.gateway.sessions.begin() as session:
+        repo = RegistryRepository(session)
+        plain = repo.compare(rows)
+        locked = repo.compare(rows, lock=True)
+    assert plain == locked
+    assert [(m.id, m.changed) for m in plain[:4]] == [
+        (plain[0].id, ()), (plain[0].id, ("state", "end_time")), (plain[2].id, ()),
+        (None, ())]
+    assert plain[0].id != plain[2].id
+    # Both keys, each naming another job: the service rejects this one.
+    assert (plain[4].by_native, plain[4].by_array) == (plain[0].id, plain[2].id)
+    assert isinstance(plain[0].updated_at, datetime)
+    assert plain[0].updated_at.utcoffset() == timedelta(0)
+
+
+def test_the_body_reads_as_the_standard_json_module_reads_it(api: Api) -> None:
+    # Text pydantic-core refuses (a lone surrogate) is read by json instead:
+    # that record is rejected alone, as before, and the others land.
+    body = b"[" + orjson.dumps(record(1, job_name="ok")) + b", " + orjson.dumps(
+        record(2)).replace(b'"ana"', b'"\\ud800"') + b"]"
+    answer = api.post(URL, content=body, headers={**api.headers,
+                                                  "Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [(r["status"], r["field"]) for r in results] == [("created", None),
+                                                            ("rejected", "user")]
+    assert "Unicode" in results[1]["reason"]
+    parsed = parse_json(b'[{"n": 1180591620717411303424, "x": NaN, "y": 1.0}]')
+    assert (parsed[0]["n"], parsed[0]["y"], math.isnan(parsed[0]["x"])) == (2**70, 1.0, True)
+    assert parse_json(b'["\\ud800"]') == ["\ud800"]
+    bad = api.post(URL, content=b"[{", headers={**api.headers,
+                                                "Content-Type": "application/json"})
+    assert bad.status_code == 422
