@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
+import orjson
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -96,6 +97,11 @@ class RegistryService:
         for index, data in enumerate(records):
             try:
                 columns = ledger_columns(parse_record(data))
+                # As JSON at once: the record's containers go now, and a dict of
+                # plain values is one the garbage collector never walks again
+                # (a batch holds thousands of them until it ends).
+                columns["registry_data"] = orjson.Fragment(
+                    orjson.dumps(columns["registry_data"]))
             except InvalidSpecError as exc:
                 rejected[index] = Outcome(index, "rejected", field=exc.field,
                                           reason=exc.message)

@@ -84,7 +84,8 @@ class RegistryRepository:
 
     def compare(self, rows: Sequence[dict[str, Any]], *, lock: bool = False) -> list[Match]:
         """For each row (a record's decided columns; submit_time None keeps the
-        job's), in order: the registry jobs its keys name and what it changes.
+        job's; registry_data a dict or, as JSON, an orjson.Fragment), in order:
+        the registry jobs its keys name and what it changes.
         The rows stay in the transaction for `write`, until the next `compare`.
 
         `write` overwrites a job only if it is still the version compared here;
@@ -108,7 +109,8 @@ class RegistryRepository:
         for (by_native, by_array, runs, seen, state, changed, stored_data), row in zip(
                 connection.execute(_compare_sql(self.sqlite)).all(), rows, strict=True):
             names = tuple(changed.split())
-            if stored_data is not None and orjson.loads(stored_data) == row["registry_data"]:
+            if stored_data is not None and orjson.loads(stored_data) == orjson.loads(
+                    orjson.dumps(row["registry_data"])):  # a dict, or a Fragment
                 # SQLite compares the documents as text: the same keys in
                 # another order are no change (as jsonb has it).
                 names = tuple(name for name in names if name != "registry_data")
