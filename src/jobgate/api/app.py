@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,8 +32,10 @@ from jobgate.config import Settings
 from jobgate.service.gateway import Gateway
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the store is migrated and the engine started on start-up."""
+def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> FastAPI:
+    """Build the app; the store is migrated and the engine started on start-up.
+    `freeze_heap` (a server process, not a test): once started, what start-up
+    made is put out of the garbage collector's sight (see `served_app`)."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
@@ -40,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway = Gateway(settings)
         gateway.start()
         app.state.gateway = gateway
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -69,3 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.me_router)
     app.include_router(admin.router)
     return app
+
+
+def served_app() -> FastAPI:
+    """The app of `jobgate serve`. What start-up made lives as long as the
+    process, so it is frozen out of the garbage collector's sight: a full
+    collection would otherwise walk it (~150k objects, 50-150 ms with every
+    thread stopped, which were the slowest requests' time). In a test process,
+    which builds many apps, freezing would keep each one's garbage for good."""
+    return create_app(freeze_heap=True)

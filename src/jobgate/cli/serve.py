@@ -52,11 +52,11 @@ def serve(
     typer.echo(f"jobgate: home {settings.resolved_home}, admin token in "
                f"{settings.admin_token_path}", err=True)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_level="info")
+        uvicorn.run(create_app(settings, freeze_heap=True), host=settings.host,
+                    port=settings.port, log_level="info")
         return
     # Each worker process builds its own app from the environment: hand the
     # command line's choices over through it.
     os.environ["JOBGATE_HOME"] = str(settings.resolved_home)
-    uvicorn.run("jobgate.api.app:create_app", factory=True, workers=workers,
+    uvicorn.run("jobgate.api.app:served_app", factory=True, workers=workers,
                 host=settings.host, port=settings.port, log_level="info")
