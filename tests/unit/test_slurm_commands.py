@@ -72,6 +72,12 @@ def test_a_line_break_cannot_smuggle_a_directive() -> None:
 def test_argv_of_the_verbs() -> None:
     assert commands.sbatch("/r/batch.sh") == ["sbatch", "--parsable", "/r/batch.sh"]
     assert commands.squeue() == ["squeue", "--json"]
+    text = commands.squeue_text("~ab12~")
+    assert text[:5] == ["squeue", "-h", "-t", "all", "-O"]
+    assert text[5].startswith("JobID:~ab12~,State:~ab12~,") and text[5].endswith("Comment:~ab12~")
+    for bad in ("~a,b~", "ab"):
+        with pytest.raises(ValueError):
+            commands.squeue_text(bad)
     assert commands.scancel("12") == ["scancel", "12"]
     assert commands.send_signal("12", "USR1") == ["scancel", "--batch", "--signal=USR1", "12"]
     assert commands.scontrol("requeuehold", "12") == ["scontrol", "requeuehold", "12"]

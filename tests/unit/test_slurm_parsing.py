@@ -22,6 +22,7 @@ from jobgate.backends.slurm.parsing import (
     parse_sacct_text,
     parse_sinfo,
     parse_squeue,
+    parse_squeue_text,
     parse_sstat,
     parse_tag,
 )
@@ -256,3 +257,59 @@ def test_squeue_keeps_only_the_comments_asked_for() -> None:
     mine = parse_squeue(text, "jobgate:fixture:")
     assert sorted(job.native_id for job in mine) == ["2", "3", "4", "5", "6", "7", "8"]
     assert parse_squeue(text, "jobgate:nobody:") == []
+
+
+# -- squeue's text form (the poller's when it reads only its own jobs) ----------------
+
+SEPARATOR = "~fixture1sep~"  # what squeue-text-22.05.txt was recorded with
+
+
+def test_squeue_text_of_every_kind_of_job() -> None:
+    jobs = {job.tag.job_id: job for job in parse_squeue_text(
+        fixture("squeue-text-22.05.txt"), SEPARATOR, "jobgate:fixture:") if job.tag}
+    failed = jobs[1]
+    assert (failed.state, failed.reason, failed.exit_code, failed.exit_code_signal) == (
+        JobState.FAILED, "NonZeroExitCode", 3, None)
+    assert failed.native_id == "7064" and failed.tag == Tag("fixture", 1, 0)
+    assert failed.start_time == datetime.fromtimestamp(1795464169, UTC) == failed.end_time
+    completed = jobs[2]
+    assert (completed.state, completed.exit_code, completed.reason) == (
+        JobState.COMPLETED, 0, None)
+    cancelled = jobs[3]
+    assert (cancelled.state, cancelled.exit_code_signal) == (JobState.CANCELLED, 15)
+    assert (jobs[7].state, jobs[7].reason, jobs[7].exit_code_signal) == (
+        JobState.FAILED, "JobLaunchFailure", 9)
+    assert (jobs[8].state, jobs[8].reason) == (JobState.TIMEOUT, "TimeLimit")
+    # a comment holding the separator's neighbours and pipes is read whole
+    assert (jobs[10].exit_code, jobs[10].tag) == (1, Tag("fixture", 10, 0))
+    running = next(j for j in jobs.values() if j.tag == Tag("fixture", 4, 1))
+    assert running.state is JobState.RUNNING and running.start_time is not None
+    assert running.end_time is None and running.exit_code is None  # projected end dropped
+    held = next(j for j in jobs.values() if j.tag == Tag("fixture", 5, 1))
+    assert (held.state, held.reason, held.start_time, held.held) == (
+        JobState.PENDING, "JobHeldUser", None, True)
+
+
+def test_a_comment_cannot_pass_for_a_record() -> None:
+    # Job 7069's comment holds a line shaped like a record of job 7065 (COMPLETED,
+    # tag jobgate:fixture:9.0) with another separator: it stays that job's comment.
+    jobs = parse_squeue_text(fixture("squeue-text-22.05.txt"), SEPARATOR)
+    assert len(jobs) == 11 and len({job.native_id for job in jobs}) == 11
+    forger = next(job for job in jobs if job.native_id == "7069")
+    assert forger.tag is None and forger.state is JobState.CANCELLED
+    assert Tag("fixture", 9, 0) not in {job.tag for job in jobs}
+
+
+def test_squeue_text_agrees_with_its_json_on_the_fields_it_has() -> None:
+    text = parse_squeue_text(fixture("squeue-text-22.05.txt"), SEPARATOR, "jobgate:fixture:")
+    assert {job.restart_count for job in text} == {0}
+    assert all(job.raw == {} and job.name == "" for job in text)
+
+
+def test_squeue_text_that_is_not_squeues_is_refused() -> None:
+    with pytest.raises(BackendError, match="unexpected"):
+        parse_squeue_text("squeue: error: Invalid job format specification: exit_code\n",
+                          SEPARATOR)
+    with pytest.raises(BackendError, match="unexpected record"):
+        parse_squeue_text(f"7064{SEPARATOR}FAILED{SEPARATOR}\n", SEPARATOR)
+    assert parse_squeue_text("", SEPARATOR) == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobgate.backends.slurm.parsing import SACCT_FIELDS, SSTAT_FIELDS, Tag
+from jobgate.backends.slurm.parsing import SACCT_FIELDS, SQUEUE_TEXT_FIELDS, SSTAT_FIELDS, Tag
 from jobgate.domain.job import JobRecord
 
 # Finished states sacct is asked about (short codes work from 17.11 on).
@@ -82,6 +82,17 @@ def sbatch(script_path: str) -> list[str]:
 def squeue() -> list[str]:
     """Every job slurmctld holds (22.05 ignores -j/-t/-u with --json)."""
     return ["squeue", "--json"]
+
+
+def squeue_text(separator: str) -> list[str]:
+    """Every job slurmctld holds, ended ones too (-t all), as text: the fields
+    of SQUEUE_TEXT_FIELDS, each followed by `separator` (a few random letters
+    and digits between two `~`: squeue takes any text there but a comma), whole
+    (no width given, nothing is cut). Epoch times with SLURM_TIME_FORMAT=%s."""
+    if "," in separator or not separator.startswith("~"):
+        raise ValueError(f"not a separator squeue can print: {separator!r}")
+    return ["squeue", "-h", "-t", "all", "-O",
+            ",".join(f"{name}:{separator}" for name in SQUEUE_TEXT_FIELDS)]
 
 
 def sacct_since(seconds_ago: int, native_ids: Sequence[str] = ()) -> list[str]:

@@ -276,6 +276,49 @@ def parse_squeue(text: str, comment_prefix: str = "") -> list[SlurmJob]:
             if str(raw.get("comment") or "").startswith(comment_prefix)]
 
 
+# The text form of squeue the poller reads when it needs only jobgate's own jobs
+# (`squeue -h -t all -O`, SLURM_TIME_FORMAT=%s): what a tracked job's update
+# needs and no more. 22.05 builds its JSON for 2,000 jobs in 0.5-1.8 s of CPU,
+# this in 20-40 ms; same RPC to slurmctld (and a cheap REQUEST_PARTITION_INFO).
+SQUEUE_TEXT_FIELDS = ("JobID", "State", "Reason", "exit_code", "RestartCnt", "SubmitTime",
+                      "StartTime", "EndTime", "Comment")
+
+
+def parse_squeue_text(text: str, separator: str, comment_prefix: str = "") -> list[SlurmJob]:
+    """`squeue -h -O <SQUEUE_TEXT_FIELDS>` with `separator` after every field,
+    keeping the jobs whose comment starts with `comment_prefix`. A comment may
+    hold line breaks and anything printable, so records are cut at the
+    separator (unguessable, made for each call: see commands.squeue_text), never
+    at line ends alone: no comment can pass for a record.
+
+    Raises:
+        BackendError: the output is not what squeue prints.
+    """
+    jobs = []
+    records = text.split(separator + "\n")
+    if records[-1].strip():
+        raise BackendError(f"squeue: unexpected output {records[-1][:200]!r}")
+    for record in records[:-1]:
+        fields = record.split(separator)
+        if len(fields) != len(SQUEUE_TEXT_FIELDS):
+            raise BackendError(f"squeue: unexpected record {record[:200]!r}")
+        job_id, native_state, reason, exit_code, restarts, submit, start, end, comment = fields
+        if not comment.startswith(comment_prefix):
+            continue
+        state = map_state(native_state)
+        status = decode_wait_status(int(exit_code)) if state.final and exit_code.isdigit() \
+            else ExitStatus(None, None)
+        submitted, started, ended = _times(state, submit, start, end, status)
+        jobs.append(SlurmJob(
+            native_id=job_id, state=state, native_state=native_state,
+            reason=map_reason(reason), tag=parse_tag(comment), submit_time=submitted,
+            start_time=started, end_time=ended, exit_code=status.exit_code,
+            exit_code_signal=status.signal,
+            restart_count=int(restarts) if restarts.isdigit() else 0,
+        ))
+    return jobs
+
+
 def _sacct_exit(raw: Mapping[str, Any], state: JobState) -> ExitStatus:
     """sacct --json's exit_code dict, with 22.05's bug: a job that exited non-zero
     is reported {"status": "SUCCESS", "return_code": 0}. Such a report of a
