@@ -10,8 +10,8 @@ filtered lists - by state, user, partition, tag, and state + user - walked page 
 page with `next_cursor`, from the newest job and from cursors anywhere in the
 ledger. Each request is timed at the client (httpx, keep-alive).
 
-Baselines, measured in the same run on the same pages: the very SQL statements the
-server runs for each page (captured from SQLAlchemy, the jobs and then their tags),
+Baselines, measured in the same run on the same pages: the very SQL statement the
+server runs for each page (captured from SQLAlchemy: the jobs with their tags joined),
 replayed through the bare driver; and `GET /healthz` (what any HTTP round trip costs).
 Target: p99 < 10 ms.
 """
@@ -248,7 +248,8 @@ class SqlReplay:
     def page(self, params: dict[str, str], limit: int, after_id: int | None) -> float:
         self.captured.clear()
         with self.sessions() as session:
-            JobRepository(session).page(job_filter(params), limit=limit + 1, after_id=after_id)
+            JobRepository(session).list_page(job_filter(params), limit=limit + 1,
+                                             after_id=after_id)
         statements = [(s, p) for s, p in self.captured if s.lstrip().upper().startswith("SELECT")]
         start = time.perf_counter()
         for statement, parameters in statements:

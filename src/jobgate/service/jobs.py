@@ -297,19 +297,44 @@ class JobService:
         Raises:
             InvalidSpecError: a bad limit or cursor.
         """
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_PAGE}")
-        if not user.is_admin:
-            narrowed = visible_filter(filters, user)
-            if narrowed is None:
-                return [], None
-            filters = narrowed
+        narrowed = self._list_filters(filters, user, limit)
+        if narrowed is None:
+            return [], None
         after_id = decode_cursor(cursor) if cursor else None
         with self.readers() as session:
-            rows = JobRepository(session).page(filters, limit=limit + 1, after_id=after_id)
+            rows = JobRepository(session).page(narrowed, limit=limit + 1, after_id=after_id)
         records = rows[:limit]
         next_cursor = encode_cursor(records[-1].id) if len(rows) > limit else None
         return records, next_cursor
+
+    def list_page(
+        self, filters: JobFilter, user: Principal, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """`list_jobs` as plain values by field (store/jobs.py JobRepository.list_page),
+        which the list route writes as JSON without making records of them.
+
+        Raises:
+            InvalidSpecError: a bad limit or cursor.
+        """
+        narrowed = self._list_filters(filters, user, limit)
+        if narrowed is None:
+            return [], None
+        after_id = decode_cursor(cursor) if cursor else None
+        with self.readers() as session:
+            rows = JobRepository(session).list_page(narrowed, limit=limit + 1, after_id=after_id)
+        next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+        return rows[:limit], next_cursor
+
+    def _list_filters(self, filters: JobFilter, user: Principal, limit: int
+                      ) -> JobFilter | None:
+        """`filters` narrowed to what `user` may see (None: nothing).
+
+        Raises:
+            InvalidSpecError: a bad limit.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidSpecError("limit", limit, f"must be between 1 and {MAX_PAGE}")
+        return filters if user.is_admin else visible_filter(filters, user)
 
     def events(self, job_id: int, user: Principal, *, after_seq: int = 0) -> list[EventRecord]:
         """Raises:

@@ -110,6 +110,8 @@ class JobRow(Base):
               sqlite_where=text(RUNNABLE), postgresql_where=text(RUNNABLE)),
         Index("ix_jobs_state_id", "state", "id"),
         Index("ix_jobs_user_id", "user_name", "id"),
+        # A user's jobs in a state, newest first (list filters; migration 0010).
+        Index("ix_jobs_user_state_id", "user_name", "state", "id"),
         Index("ix_jobs_partition_id", "partition", "id"),
         Index("ix_jobs_project_id", "project", "id"),
         Index("ix_jobs_array", "array_job_id", "array_task_id"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from jobgate.api.deps import Caller, CallerDep, GatewayDep, UserDep
 from jobgate.api.error_docs import errors
+from jobgate.api.job_pages import job_list_json
 from jobgate.api.routes import uploads
 from jobgate.api.schemas import (
     BatchOut,
@@ -99,12 +101,14 @@ def list_jobs(
     account: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
-) -> JobList:
+) -> Response:
     """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     filters = JobFilter(states=tuple(state or ()), tag=tag, user_name=user_name,
                         cluster=cluster, partition=partition, account=account)
-    jobs, next_cursor = gateway.jobs.list_jobs(filters, user, limit=limit, cursor=cursor)
-    return JobList(jobs=[JobOut.of(job) for job in jobs], next_cursor=next_cursor)
+    rows, next_cursor = gateway.jobs.list_page(filters, user, limit=limit, cursor=cursor)
+    # JobList's JSON, written here (api/job_pages.py): a Response is sent as is.
+    return Response(job_list_json(rows, next_cursor, datetime.now(UTC)),
+                    media_type="application/json")
 
 
 @router.get("/{job_id}", response_model=JobOut)
