@@ -10,9 +10,12 @@ filtered lists - by state, user, partition, tag, and state + user - walked page 
 page with `next_cursor`, from the newest job and from cursors anywhere in the
 ledger. Each request is timed at the client (httpx, keep-alive).
 
-Baselines, measured in the same run on the same pages: the very SQL statement the
-server runs for each page (captured from SQLAlchemy: the jobs with their tags joined),
-replayed through the bare driver; and `GET /healthz` (what any HTTP round trip costs).
+Baselines, measured in the same run on the same pages: the very SQL statements the
+server runs for each page (captured from SQLAlchemy, the jobs and then their tags),
+replayed through the bare driver; `GET /healthz` (what any HTTP round trip costs);
+and the floor: bench/bare_page_app.py, a bare ASGI app under the same server that
+answers with the bytes of a page jobgate gave (the round trip of that many bytes
+and the client's JSON parse, nothing else), asked right after each page.
 Target: p99 < 10 ms.
 """
 
@@ -23,6 +26,7 @@ import json
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from jobgate.domain.states import JobState
 from jobgate.store import make_engine, make_session_factory, migrate
 from jobgate.store.jobs import JOBS, JobFilter, JobRepository, decode_cursor, encode_cursor
-from server_process import ServerProcess
+from server_process import ServerProcess, clean_environment, free_port
 
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 T0 = datetime(2023, 1, 1, tzinfo=UTC)
@@ -264,9 +268,43 @@ class SqlReplay:
         self.engine.dispose()
 
 
+class BarePage:
+    """uvicorn serving bench/bare_page_app.py: every GET answers `page`."""
+
+    def __init__(self, page: bytes, tmp: Path) -> None:
+        path = tmp / "bare-page.json"
+        path.write_bytes(page)
+        self.port = free_port()
+        self.log = tmp / "bare-page.log"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "bare_page_app:app", "--app-dir",
+                 str(Path(__file__).parent), "--host", "127.0.0.1", "--port", str(self.port),
+                 "--lifespan", "off"],
+                env={**clean_environment(), "BARE_PAGE": str(path)}, stdout=log,
+                stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bare page server exited:\n{self.log.read_text()}")
+            try:
+                httpx.get(self.url).raise_for_status()
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"bare page server did not come up:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
 def walk(get: Callable[[dict[str, str]], dict[str, Any]], params: dict[str, str],
-         start: str | None, pages: int) -> list[tuple[str | None, float, int]]:
-    """(cursor, seconds, jobs) of each page of one walk down the list."""
+         start: str | None, pages: int, between: Callable[[], None] = lambda: None
+         ) -> list[tuple[str | None, float, int]]:
+    """(cursor, seconds, jobs) of each page of one walk down the list; `between`
+    runs after each page, untimed."""
     out = []
     cursor = start
     for _ in range(pages):
@@ -274,6 +312,7 @@ def walk(get: Callable[[dict[str, str]], dict[str, Any]], params: dict[str, str]
         began = time.perf_counter()
         body = get(query)
         out.append((cursor, time.perf_counter() - began, len(body["jobs"])))
+        between()
         cursor = body["next_cursor"]
         if cursor is None:
             break
@@ -281,12 +320,14 @@ def walk(get: Callable[[dict[str, str]], dict[str, Any]], params: dict[str, str]
 
 
 def measure(url: str, n: int, requests: int, limit: int, tmp: Path) -> tuple[
-        dict[str, Figures], list[float]]:
+        dict[str, Figures], list[float], list[float]]:
     rng = random.Random(11)
     server = ServerProcess(tmp / "home").start(
         JOBGATE_DATABASE_URL=url, JOBGATE_RUN_ENGINE="false", JOBGATE_SUBMIT_RATE="0")
     replay = SqlReplay(url)
     figures: dict[str, Figures] = {}
+    floor: list[float] = []
+    bare: BarePage | None = None
     try:
         with httpx.Client(base_url=server.url, timeout=30,
                           headers={"Authorization": f"Bearer {server.token}"}) as client:
@@ -302,19 +343,33 @@ def measure(url: str, n: int, requests: int, limit: int, tmp: Path) -> tuple[
                 began = time.perf_counter()
                 client.get("/healthz").raise_for_status()
                 health.append(time.perf_counter() - began)
+            page = client.get("/v1/jobs", params={"limit": str(limit)})
+            bare = BarePage(page.raise_for_status().content, tmp)
+            bare_client = httpx.Client(base_url=bare.url, timeout=30)
+
+            def floor_page() -> None:
+                began = time.perf_counter()
+                bare_client.get("/").raise_for_status().json()
+                floor.append(time.perf_counter() - began)
+
+            floor_page()  # (a new connection)
+            floor.clear()
             for name, params in FILTERS.items():
                 get(params)  # warm the caches once, as a server in use has them
                 pages: list[tuple[str | None, float, int]] = []
                 for start in cursors(n, 10, rng):
-                    pages += walk(get, params, start, max(1, requests // 10))
+                    pages += walk(get, params, start, max(1, requests // 10), floor_page)
                 api = [seconds for _, seconds, _ in pages]
                 sql = [replay.page(params, limit,
                                    _after(cursor)) for cursor, _, _ in pages]
                 figures[name] = Figures(api=api, sql=sql, rows=sum(c for _, _, c in pages))
+            bare_client.close()
     finally:
         replay.close()
         server.stop()
-    return figures, health
+        if bare is not None:
+            bare.stop()
+    return figures, health, floor
 
 
 def _after(cursor: str | None) -> int | None:
@@ -322,7 +377,7 @@ def _after(cursor: str | None) -> int | None:
 
 
 def report(kind: str, n: int, fill_seconds: float, figures: dict[str, Figures],
-           health: list[float], limit: int) -> None:
+           health: list[float], floor: list[float], limit: int) -> None:
     print(f"\n{kind}: {n:,} jobs inserted in {fill_seconds:.1f} s "
           f"({n / fill_seconds:,.0f} jobs/s); pages of {limit}; times in ms")
     print(f"{'filter':<26}{'pages':>6}{'jobs/pg':>8}{'sql p50':>9}{'sql p99':>9}"
@@ -330,6 +385,9 @@ def report(kind: str, n: int, fill_seconds: float, figures: dict[str, Figures],
     print(f"{'GET /healthz (baseline)':<26}{len(health):>6}{'':>8}{'':>9}{'':>9}"
           f"{percentile(health, 50):>9.2f}{percentile(health, 99):>9.2f}"
           f"{1000 * max(health):>9.2f}")
+    print(f"{'static page, same bytes':<26}{len(floor):>6}{'':>8}{'':>9}{'':>9}"
+          f"{percentile(floor, 50):>9.2f}{percentile(floor, 99):>9.2f}"
+          f"{1000 * max(floor):>9.2f}  {'yes' if percentile(floor, 99) < 10 else 'NO'}")
     for name, f in figures.items():
         p99 = percentile(f.api, 99)
         print(f"{name:<26}{len(f.api):>6}{f.rows / len(f.api):>8.0f}"
@@ -361,8 +419,8 @@ def main() -> None:
             began = time.perf_counter()
             with store(kind, args.jobs, tmp) as url:
                 fill_seconds = time.perf_counter() - began
-                figures, health = measure(url, args.jobs, args.requests, args.limit, tmp)
-            report(kind, args.jobs, fill_seconds, figures, health, args.limit)
+                figures, health, floor = measure(url, args.jobs, args.requests, args.limit, tmp)
+            report(kind, args.jobs, fill_seconds, figures, health, floor, args.limit)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     BindParameter,
     ColumnElement,
     FromClause,
     RowMapping,
     Select,
     String,
-    any_,
     bindparam,
     column,
     false,
@@ -33,7 +31,6 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, raiseload
 from sqlalchemy.types import NullType
 
@@ -133,8 +130,9 @@ def page_parameters(filters: JobFilter, limit: int, after_id: int | None
 
 
 @functools.lru_cache(maxsize=512)  # built once per shape: building cost as much as running
-def page_statement(shape: PageShape) -> Select[Any]:
-    """The newest `:limit` jobs of a shape's filters below `:after`, newest first.
+def page_statement(shape: PageShape, with_tags: bool) -> Select[Any]:
+    """The newest `:limit` jobs of a shape's filters below `:after`, newest first;
+    `with_tags`: their tags too, as an array (PostgreSQL).
 
     Each equality a filter makes can walk an index on (that column, id)
     backwards and stop at the page's end. A choice (several states, or a
@@ -170,6 +168,10 @@ def page_statement(shape: PageShape) -> Select[Any]:
 
     columns: list[Any] = [type_coerce(c, NullType()).label(c.name) for c in _PAGE_COLUMNS]
     columns.append(JOBS.c.spec["dependencies"].as_string().label("dependencies"))
+    if with_tags:  # ARRAY(SELECT ...): a lookup per job, and no second round trip
+        columns.append(func.array(
+            select(JOB_TAGS.c.tag).where(JOB_TAGS.c.job_id == JOBS.c.id)
+            .order_by(JOB_TAGS.c.position).scalar_subquery()).label("tags"))
     if len(walks) == 1:
         return newest(*columns, where=walks[0])
     ids = union(*(newest(key.label("id"), where=walk).subquery().select()
@@ -179,18 +181,15 @@ def page_statement(shape: PageShape) -> Select[Any]:
             .order_by(top.c.id.desc()))
 
 
-# The tags of a page's jobs. Asked apart: joined to the page, they cost more
-# (the join's lookups, then sorting the wide rows again) than a second statement.
-# The ids go as one parameter (a list of a hundred costs more to render than
-# to run): an array on PostgreSQL, a JSON array on SQLite.
-_PAGE_TAGS = {
-    dialect: select(JOB_TAGS.c.job_id, JOB_TAGS.c.tag).where(ids)
-    .order_by(JOB_TAGS.c.job_id, JOB_TAGS.c.position)
-    for dialect, ids in (
-        ("postgresql", JOB_TAGS.c.job_id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
-        ("sqlite", JOB_TAGS.c.job_id.in_(select(column("value")).select_from(
-            func.json_each(bindparam("ids", type_=String))))))
-}
+# The tags of a page's jobs on SQLite, which has no arrays (and orders no
+# aggregate before 3.44): a second statement, in process, cheaper than joining
+# them to the page and sorting its wide rows again. The ids go as one JSON
+# array: a hundred parameters cost more to render than to run.
+_SQLITE_PAGE_TAGS = (
+    select(JOB_TAGS.c.job_id, JOB_TAGS.c.tag)
+    .where(JOB_TAGS.c.job_id.in_(select(column("value")).select_from(
+        func.json_each(bindparam("ids", type_=String)))))
+    .order_by(JOB_TAGS.c.job_id, JOB_TAGS.c.position))
 
 
 def _decode(row: dict[str, Any], sqlite: bool) -> None:
@@ -371,19 +370,25 @@ class JobRepository:
                   after_id: int | None = None) -> list[dict[str, Any]]:
         """`page` as plain values by JobRecord field (no spec: its `dependencies`
         instead), for the list route to encode: read without the columns' Python
-        types, which cost more than the query (bench/list_jobs.py)."""
-        connection = self.session.connection()
+        types, which cost more than the query (bench/list_jobs.py).
+
+        On PostgreSQL one statement in autocommit: no BEGIN and ROLLBACK, each a
+        round trip to the server (a statement alone sees one snapshot anyway)."""
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        autocommit = not sqlite and not self.session.in_transaction()
+        connection = self.session.connection(
+            execution_options={"isolation_level": "AUTOCOMMIT"} if autocommit else None)
         shape, values = page_parameters(filters, limit, after_id)
-        sqlite = connection.dialect.name == "sqlite"
+        names = _PAGE_NAMES if sqlite else [*_PAGE_NAMES, "tags"]
         rows: dict[int, dict[str, Any]] = {}
-        for raw in connection.execute(page_statement(shape), values).all():
-            row = rows[raw[0]] = dict(zip(_PAGE_NAMES, raw, strict=True))
-            row["tags"] = []
+        for raw in connection.execute(page_statement(shape, not sqlite), values).all():
+            row = rows[raw[0]] = dict(zip(names, raw, strict=True))
             _decode(row, sqlite)
-        if rows:
-            ids = json.dumps(list(rows)) if sqlite else list(rows)
-            tags = _PAGE_TAGS["sqlite" if sqlite else "postgresql"]
-            for job_id, tag in connection.execute(tags, {"ids": ids}).all():
+        if sqlite and rows:
+            for row in rows.values():
+                row["tags"] = []
+            for job_id, tag in connection.execute(
+                    _SQLITE_PAGE_TAGS, {"ids": json.dumps(list(rows))}).all():
                 rows[job_id]["tags"].append(tag)
         return list(rows.values())
 
