@@ -27,22 +27,27 @@ _FINAL = {state.value: state.final for state in JobState}
 
 def job_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     """What `JobOut.of` makes of a job, from the values of its row
-    (store/jobs.py JobRepository.list_page)."""
-    start, end = row["start_time"], row["end_time"]
-    run_time = 0 if start is None else max(0, int(((end or now) - start).total_seconds()))
+    (store/jobs.py JobRepository.list_page), to which it adds JobOut's derived fields."""
+    start = row["start_time"]
+    run_time = 0 if start is None else \
+        max(0, int(((row["end_time"] or now) - start).total_seconds()))
     cpus = row["ntasks"] * row["cpus_per_task"]
-    stats = row["stats"] or {}
-    # As JobOut's types have them: a float, and an int (1024.0 is 1024 there).
-    cpu_time = float(stats["cpu_user"] + stats["cpu_system"]) \
-        if "cpu_user" in stats and "cpu_system" in stats else None
-    max_rss = stats.get("max_rss_kib")
-    if isinstance(max_rss, float) and max_rss.is_integer():
-        max_rss = int(max_rss)
-    values = row | {
-        "final": _FINAL[row["state"]], "cpus": cpus, "run_time": run_time,
-        "cpu_time": cpu_time, "max_rss": max_rss, "elapsed_cpu_time": run_time * cpus,
-    }
-    return dict(zip(_FIELDS, _IN_ORDER(values), strict=True))
+    cpu_time = max_rss = None
+    stats = row["stats"]
+    if stats:
+        # As JobOut's types have them: a float, and an int (1024.0 is 1024 there).
+        if "cpu_user" in stats and "cpu_system" in stats:
+            cpu_time = float(stats["cpu_user"] + stats["cpu_system"])
+        max_rss = stats.get("max_rss_kib")
+        if isinstance(max_rss, float) and max_rss.is_integer():
+            max_rss = int(max_rss)
+    row["final"] = _FINAL[row["state"]]
+    row["cpus"] = cpus
+    row["run_time"] = run_time
+    row["cpu_time"] = cpu_time
+    row["max_rss"] = max_rss
+    row["elapsed_cpu_time"] = run_time * cpus
+    return dict(zip(_FIELDS, _IN_ORDER(row), strict=True))
 
 
 def job_list_json(rows: Sequence[dict[str, Any]], next_cursor: str | None,
