@@ -96,7 +96,7 @@ _JSON_COLUMNS = ("allocation", "stats", "registry_data")
 _EQUAL_FILTERS = ("user_name", "cluster", "partition", "account")
 # Past this many index walks (states x owner and projects), one walk with OR.
 MAX_PAGE_WALKS = 16
-# A tag filter's join (job_tags itself is joined for the page's tags).
+# A tag filter's join (job_tags itself is read for each job's tags).
 _TAGGED = JOB_TAGS.alias("tagged")
 
 
