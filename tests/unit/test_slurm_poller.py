@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from jobgate.backends.slurm.parsing import Partition, SlurmJob, Tag, job_from_sacct
-from jobgate.backends.slurm.poller import Poller, Tracked
+from jobgate.backends.slurm.poller import (
+    EXIT_LOOK_FILES,
+    EXIT_PROMPTS,
+    EXIT_SETTLE,
+    Poller,
+    Tracked,
+)
 from jobgate.backends.slurm.transport import AccountingUnavailable, SlurmUnreachable
 from jobgate.backends.slurm.wrapper import RunDir
 from jobgate.domain.job import JobUpdate
@@ -236,3 +242,74 @@ def test_a_failed_sacct_concludes_nothing(tmp_path: Path) -> None:
     poller, _ = make(tmp_path, cluster)
     poller.accounting = True
     assert poller.cycle() == []
+
+
+# -- exit files bring the next poll forward; Slurm still decides -------------------
+
+
+def write_exit(item: Tracked, raw_status: int = 0) -> None:
+    item.run_dir.path.mkdir(parents=True, exist_ok=True)
+    tmp = item.run_dir.exit_file.with_name("exit.tmp")
+    tmp.write_text(f"{raw_status} {int(T0.timestamp()) + 5} 0.1 0.1\n")
+    tmp.replace(item.run_dir.exit_file)
+
+
+def test_an_exit_file_asks_for_a_poll_without_calling_slurm(tmp_path: Path) -> None:
+    cluster = ScriptedCluster(queue_jobs=[slurm_job(1, JobState.RUNNING)])
+    poller, [item] = make(tmp_path, cluster)
+    assert poller.look_for_exits() is None
+    write_exit(item)
+    seen_at = poller.clock()
+    due = poller.look_for_exits()
+    assert due is not None and due >= seen_at + EXIT_SETTLE - 0.01  # Slurm is given a moment
+    assert poller.look_for_exits() == due and cluster.calls == []
+    # Slurm has not seen the end yet: a few more polls are wanted, then no more
+    for _ in range(EXIT_PROMPTS):
+        assert poller.look_for_exits() is not None
+        poller.cycle()
+    assert poller.look_for_exits() is None
+    assert poller.exit_prompted_polls == EXIT_PROMPTS
+    write_exit(item, 3 << 8)  # a new file (a requeued run that ended again)
+    assert poller.look_for_exits() is not None
+
+
+def test_the_exit_file_is_not_slurms_word(tmp_path: Path) -> None:
+    # The script exited 0 (it trapped the signal), Slurm ended it on its time limit.
+    cluster = ScriptedCluster(queue_jobs=[slurm_job(1, JobState.RUNNING)])
+    poller, [item] = make(tmp_path, cluster)
+    assert states(poller.cycle()) == [JobState.RUNNING]
+    write_exit(item, 0)
+    assert poller.look_for_exits() is not None
+    assert poller.cycle() == []  # Slurm still says RUNNING: nothing concluded
+    cluster.queue_jobs = [slurm_job(1, JobState.TIMEOUT, exit_code=0, reason="TimeLimit")]
+    [ended] = poller.cycle()
+    assert (ended.state, ended.reason) == (JobState.TIMEOUT, "TimeLimit")
+    assert poller.count() == 0 and poller.look_for_exits() is None  # ended: no more polls
+
+
+def test_a_look_stats_a_bounded_number_of_files_round_robin(tmp_path: Path) -> None:
+    poller, tracked = make(tmp_path, ScriptedCluster(), jobs=EXIT_LOOK_FILES * 2 + 10)
+    write_exit(tracked[-1])
+    assert poller.look_for_exits() is None  # the first EXIT_LOOK_FILES jobs
+    assert poller.look_for_exits() is None  # the next ones
+    assert poller.look_for_exits() is not None  # the third look reaches the last job
+
+
+def test_polls_are_paced_whatever_asks_for_them(tmp_path: Path) -> None:
+    poller, _ = make(tmp_path, ScriptedCluster())
+    clock = poller.clock
+    assert isinstance(clock, Clock)
+    # after a quiet spell two polls may follow at once, then one per min_interval
+    assert poller.pause_before_poll() == 0
+    poller.take_poll()
+    assert poller.pause_before_poll() == 0
+    poller.take_poll()
+    pause = poller.pause_before_poll()
+    assert poller.min_interval * 0.9 < pause <= poller.min_interval
+    clock.now += pause
+    assert poller.pause_before_poll() == 0
+    poller.take_poll()
+    clock.now += 3600  # a long quiet spell banks no more than the burst
+    poller.take_poll()
+    poller.take_poll()
+    assert poller.pause_before_poll() > 0
