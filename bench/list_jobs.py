@@ -12,10 +12,10 @@ ledger. Each request is timed at the client (httpx, keep-alive).
 
 Baselines, measured in the same run on the same pages: the very SQL statements the
 server runs for each page (captured from SQLAlchemy: on PostgreSQL one, on SQLite the
-jobs and then their tags), replayed through the bare driver; `GET /healthz` (what any HTTP round trip costs);
-and the floor: bench/bare_page_app.py, a bare ASGI app under the same server that
-answers with the bytes of a page jobgate gave (the round trip of that many bytes
-and the client's JSON parse, nothing else), asked right after each page.
+jobs and then their tags), replayed through the bare driver; `GET /healthz` (what any
+HTTP round trip costs); and the floor: bench/bare_page_app.py, a bare ASGI app under
+the same server that answers with the bytes of a page jobgate gave (the round trip of
+that many bytes and the client's JSON parse, nothing else), asked after each page.
 Target: p99 < 10 ms.
 """
 
