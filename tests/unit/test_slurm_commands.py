@@ -215,6 +215,14 @@ def test_the_wrapper_passes_signals_on_to_the_job(tmp_path: Path) -> None:
     assert ended is not None and ended.status.exit_code == 5
 
 
+def test_a_script_that_cannot_be_run_is_exit_127_recorded_once(tmp_path: Path) -> None:
+    done, run_dir = run_wrapped(tmp_path, "#!/no/such/interpreter\ntrue\n")
+    ended = run_dir.outcome()
+    assert done.returncode == 127 and ended is not None
+    assert (ended.status.exit_code, ended.status.signal) == (127, None)
+    assert done.stderr.count("jobgate: cannot run /no/such/interpreter") == 1
+
+
 def test_without_perl_the_shell_fallback_records_the_exit_code(tmp_path: Path) -> None:
     bare = tmp_path / "bin"
     bare.mkdir()
