@@ -11,6 +11,7 @@ import pytest
 from jobgate.backends.slurm.parsing import (
     STATE_TABLE,
     ExitStatus,
+    SlurmJob,
     Tag,
     decode_exit_pair,
     decode_wait_status,
@@ -313,3 +314,19 @@ def test_squeue_text_that_is_not_squeues_is_refused() -> None:
     with pytest.raises(BackendError, match="unexpected record"):
         parse_squeue_text(f"7064{SEPARATOR}FAILED{SEPARATOR}\n", SEPARATOR)
     assert parse_squeue_text("", SEPARATOR) == []
+
+
+def test_squeue_text_reads_again_only_what_changed() -> None:
+    text = fixture("squeue-text-22.05.txt")
+    memo: dict[tuple[str, ...], SlurmJob] = {}
+    first = parse_squeue_text(text, SEPARATOR, "jobgate:fixture:", memo)
+    assert len(memo) == len(first) == 10  # ours only
+    # the running job ended meanwhile; the rest is the same
+    running = f"{SEPARATOR}RUNNING{SEPARATOR}None{SEPARATOR}0{SEPARATOR}"
+    later = text.replace(running, f"{SEPARATOR}COMPLETED{SEPARATOR}None{SEPARATOR}0{SEPARATOR}")
+    second = parse_squeue_text(later, SEPARATOR, "jobgate:fixture:", memo)
+    assert second == parse_squeue_text(later, SEPARATOR, "jobgate:fixture:")
+    unchanged = [a is b for a, b in zip(first, second, strict=True)]
+    assert unchanged.count(False) == 1 and len(memo) == 10
+    [ended] = [b for a, b in zip(first, second, strict=True) if a is not b]
+    assert ended.state is JobState.COMPLETED and ended.tag == Tag("fixture", 4, 1)

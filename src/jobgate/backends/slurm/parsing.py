@@ -284,12 +284,18 @@ SQUEUE_TEXT_FIELDS = ("JobID", "State", "Reason", "exit_code", "RestartCnt", "Su
                       "StartTime", "EndTime", "Comment")
 
 
-def parse_squeue_text(text: str, separator: str, comment_prefix: str = "") -> list[SlurmJob]:
+def parse_squeue_text(text: str, separator: str, comment_prefix: str = "",
+                      memo: dict[tuple[str, ...], SlurmJob] | None = None) -> list[SlurmJob]:
     """`squeue -h -O <SQUEUE_TEXT_FIELDS>` with `separator` after every field,
     keeping the jobs whose comment starts with `comment_prefix`. A comment may
     hold line breaks and anything printable, so records are cut at the
     separator (unguessable, made for each call: see commands.squeue_text), never
     at line ends alone: no comment can pass for a record.
+
+    `memo` (the caller's, kept between calls) maps the fields of the records of
+    the last call to their jobs: a job whose fields did not change since is
+    not read again (most of a queue from one poll to the next). It is left
+    holding this call's.
 
     Raises:
         BackendError: the output is not what squeue prints.
@@ -298,25 +304,37 @@ def parse_squeue_text(text: str, separator: str, comment_prefix: str = "") -> li
     records = text.split(separator + "\n")
     if records[-1].strip():
         raise BackendError(f"squeue: unexpected output {records[-1][:200]!r}")
+    known = memo if memo is not None else {}
+    seen: dict[tuple[str, ...], SlurmJob] = {}
     for record in records[:-1]:
-        fields = record.split(separator)
-        if len(fields) != len(SQUEUE_TEXT_FIELDS):
-            raise BackendError(f"squeue: unexpected record {record[:200]!r}")
-        job_id, native_state, reason, exit_code, restarts, submit, start, end, comment = fields
-        if not comment.startswith(comment_prefix):
-            continue
-        state = map_state(native_state)
-        status = decode_wait_status(int(exit_code)) if state.final and exit_code.isdigit() \
-            else ExitStatus(None, None)
-        submitted, started, ended = _times(state, submit, start, end, status)
-        jobs.append(SlurmJob(
-            native_id=job_id, state=state, native_state=native_state,
-            reason=map_reason(reason), tag=parse_tag(comment), submit_time=submitted,
-            start_time=started, end_time=ended, exit_code=status.exit_code,
-            exit_code_signal=status.signal,
-            restart_count=int(restarts) if restarts.isdigit() else 0,
-        ))
+        if not record.rpartition(separator)[2].startswith(comment_prefix):
+            continue  # someone else's (the comment is the last field)
+        fields = tuple(record.split(separator))
+        job = known.get(fields)
+        if job is None:
+            job = _job_from_squeue_text(record, fields)
+        seen[fields] = job
+        jobs.append(job)
+    if memo is not None:
+        memo.clear()
+        memo.update(seen)
     return jobs
+
+
+def _job_from_squeue_text(record: str, fields: tuple[str, ...]) -> SlurmJob:
+    if len(fields) != len(SQUEUE_TEXT_FIELDS):
+        raise BackendError(f"squeue: unexpected record {record[:200]!r}")
+    job_id, native_state, reason, exit_code, restarts, submit, start, end, comment = fields
+    state = map_state(native_state)
+    status = decode_wait_status(int(exit_code)) if state.final and exit_code.isdigit() \
+        else ExitStatus(None, None)
+    submitted, started, ended = _times(state, submit, start, end, status)
+    return SlurmJob(
+        native_id=job_id, state=state, native_state=native_state,
+        reason=map_reason(reason), tag=parse_tag(comment), submit_time=submitted,
+        start_time=started, end_time=ended, exit_code=status.exit_code,
+        exit_code_signal=status.signal, restart_count=int(restarts) if restarts.isdigit() else 0,
+    )
 
 
 def _sacct_exit(raw: Mapping[str, Any], state: JobState) -> ExitStatus:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -136,6 +137,10 @@ class CliTransport:
         self.runner = runner
         self.env = sbatch_environment(os.environ if env is None else env)
         self.timeout = timeout
+        # The jobs of the last text squeue by their fields, per prefix asked for
+        # (parse_squeue_text): an unchanged job is not read again.
+        self._squeue_memo: dict[str, dict[tuple[str, ...], SlurmJob]] = {}
+        self._squeue_lock = threading.Lock()
 
     def _run(self, argv: list[str], *, env: Mapping[str, str] | None = None) -> str:
         done = self.runner(argv, timeout=self.timeout, env=env or self.env)
@@ -175,8 +180,10 @@ class CliTransport:
             return parse_squeue(self._run(commands.squeue()), comment_prefix)
         separator = f"~{secrets.token_hex(6)}~"
         env = {**self.env, "SLURM_TIME_FORMAT": "%s"}
-        return parse_squeue_text(self._run(commands.squeue_text(separator), env=env),
-                                 separator, comment_prefix)
+        text = self._run(commands.squeue_text(separator), env=env)
+        with self._squeue_lock:
+            memo = self._squeue_memo.setdefault(comment_prefix, {})
+            return parse_squeue_text(text, separator, comment_prefix, memo)
 
     def ended_since(self, seconds_ago: int, native_ids: Sequence[str] = ()) -> list[SlurmJob]:
         env = {**self.env, "SLURM_TIME_FORMAT": "%s"}
