@@ -1,8 +1,10 @@
 """One poller per Slurm cluster: what became of the jobs jobgate handed over.
 
-Each cycle makes one `squeue --json` call for the whole cluster (22.05 ignores
--j/-t/-u with --json, so jobgate's own jobs are picked out by the tag in their
-comment), whatever the number of jobs tracked. A tracked job that has left
+Each cycle makes one squeue call for the whole cluster, whatever the number of
+jobs tracked: its text form with the few fields a tracked job needs (20-50
+times cheaper than --json), or --json when outside jobs are imported (the
+importer reads whole job objects); jobgate's own jobs are picked out by the tag
+in their comment. A tracked job that has left
 squeue is looked up, for all such jobs at once, by one sacct call since the
 oldest of them was last seen; else its wrapper's exit file tells; else it is
 UNKNOWN, never COMPLETED by guess. When squeue cannot be reached nothing is
