@@ -234,10 +234,12 @@ class SlurmBackend:
         finally:
             with self._lock:
                 self._inflight.discard(tag)
-        self._deliver([update])
+        if update is not None:
+            self._deliver([update])
 
-    def _hand_over(self, job: JobRecord, tag: Tag) -> JobUpdate:
-        """Write the run's files and sbatch them: the job's update."""
+    def _hand_over(self, job: JobRecord, tag: Tag) -> JobUpdate | None:
+        """Write the run's files and sbatch them: the job's update if it failed
+        (None: handed over, its update delivered)."""
         run_dir = self.run_dir(job)
         try:
             self._prepare(job, run_dir)
@@ -255,11 +257,18 @@ class SlurmBackend:
         except BackendError as exc:
             return JobUpdate(job.id, JobState.FAILED, reason=exc.message[:256],
                              run=job.requeue_count)
+        with self._lock:
+            self._submitted[tag] = native_id
+        # Delivered before the poller tracks the job: what the poller reports of
+        # it next (it may have run and ended already) comes after, in the same
+        # queue. Delivered after, a PENDING could follow its RUNNING in the
+        # ledger and pass for a requeue, and its end be refused.
+        self._deliver([JobUpdate(job.id, JobState.PENDING, native_id=native_id,
+                                 run=job.requeue_count, data={"slurm_job_id": native_id})])
         self._track(job, tag, native_id, run_dir)
         if self._cancel_requested(tag):  # while sbatch ran
             self._cancel_native(native_id)
-        return JobUpdate(job.id, JobState.PENDING, native_id=native_id, run=job.requeue_count,
-                         data={"slurm_job_id": native_id})
+        return None
 
     def adopt(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
         for job in jobs:
