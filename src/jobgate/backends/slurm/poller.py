@@ -86,6 +86,11 @@ class Tracked:
     exit_seen: tuple[int, int] | None = None
     prompts: int = 0
     prompt_from: float = 0.0
+    # The exit file's path, made once (a look stats it ten times a second).
+    exit_path: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.exit_path = str(self.run_dir.exit_file)
 
 
 @dataclass
@@ -348,7 +353,7 @@ class Poller:
             self._look_from = start + len(batch)
             for item in batch:
                 try:
-                    found = os.stat(item.run_dir.exit_file)
+                    found = os.stat(item.exit_path)
                 except OSError:
                     continue
                 mark = (found.st_ino, found.st_mtime_ns)
