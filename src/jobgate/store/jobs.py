@@ -52,8 +52,6 @@ _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) "
 # SQLite's planner, without statistics, prefers the (cluster, state, ...) index,
 # which walks every held job too.
 _RUNNABLE_INDEX = "INDEXED BY ix_jobs_runnable"
-# Many rows in as few statements as the driver allows, ids back in the given order.
-_INSERT_JOBS = JOBS.insert().returning(JOBS.c.id, sort_by_parameter_order=True)
 # Ids are BIGINT: a larger one names no job (and the drivers cannot even send it).
 MAX_ID = 2**63 - 1
 # The columns a JobRecord has a field of the same name for.
