@@ -16,6 +16,7 @@ import pytest
 from backend_harness import Harness
 
 from jobgate.backends.base import Backend
+from jobgate.backends.local.jobdir import JobDir, live_daemon
 from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState
@@ -159,11 +160,44 @@ def test_a_run_whose_daemon_vanished_is_unknown(
     harness: Harness, home: Path
 ) -> None:
     job = harness.record(command="true")
-    job_dir = home / "runs" / f"{job.id}.0"
-    job_dir.mkdir(parents=True)
-    (job_dir / "started.json").write_text(json.dumps({"daemon": "long-gone"}))
+    (home / "runs").mkdir(parents=True, exist_ok=True)
+    (home / "runs" / f"{job.id}.0").write_text(json.dumps({"daemon": "long-gone"}) + "\n")
     [end] = harness.backend.adopt([job])
     assert end.state is JobState.UNKNOWN
+
+
+@local_only
+def test_a_run_recorded_by_a_daemon_of_an_earlier_release_is_read(
+    harness: Harness, home: Path
+) -> None:
+    """Such a daemon, still running after an upgrade, keeps a directory a run."""
+    lost, ended = harness.record(command="true"), harness.record(command="true")
+    for job in (lost, ended):
+        (home / "runs" / f"{job.id}.0").mkdir(parents=True)
+        (home / "runs" / f"{job.id}.0" / "started.json").write_text('{"daemon": "old"}')
+    (home / "runs" / f"{ended.id}.0" / "exit.json").write_text(json.dumps(
+        {"start_time": "2026-01-01T00:00:00+00:00", "end_time": "2026-01-01T00:00:01+00:00",
+         "exit_code": 3, "signal": None}))
+    ends = harness.backend.adopt([lost, ended])
+    states = {end.job_id: (end.state, end.exit_code) for end in ends}
+    assert states == {lost.id: (JobState.UNKNOWN, None), ended.id: (JobState.FAILED, 3)}
+
+
+@local_only
+def test_a_run_record_being_written_is_not_taken_for_lost(harness: Harness, home: Path) -> None:
+    job = harness.record(command="echo up; sleep 30")
+    harness.start(job)
+    harness.wait_for_file(Path(job.standard_output))
+    record = JobDir(home / "runs" / f"{job.id}.0")
+    daemon = live_daemon(home / "runs")
+    assert record.running(daemon)
+    # As between the daemon's create and its first write:
+    other = JobDir(home / "runs" / f"{harness.record(command='true').id}.0")
+    other.path.touch()
+    assert other.started_by() == "" and other.running(daemon)
+    assert not other.ended_or_lost(daemon) and other.ended_or_lost(None)
+    harness.backend.cancel(job)
+    assert harness.final(job).state is JobState.CANCELLED
 
 
 def test_a_missing_working_directory_fails_the_launch(harness: Harness, workdir: Path) -> None:

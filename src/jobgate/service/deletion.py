@@ -89,10 +89,10 @@ class JobDeletion:
             self.remove_files(job_id, working_directory)
 
     def remove_files(self, job_id: int, working_directory: str) -> None:
-        """Remove the run directories and the default working directory of a job."""
+        """Remove the run records and the default working directory of a job."""
         home = self.jobs.settings.resolved_home
         runs = home / "runs"
-        own = re.compile(rf"{job_id}\.\d+")
+        own = re.compile(rf"{job_id}\.\d+(\.script|\.cancel)?")
         doomed = [path for path in runs.glob(f"{job_id}.*") if own.fullmatch(path.name)]
         default = self.jobs.settings.jobs_dir / str(job_id)
         if Path(working_directory) == default:

@@ -42,7 +42,7 @@ SUPPORTED_FIELDS = frozenset({
 
 class LocalBackend:
     """Jobs of the local cluster. Under `home`: `jobs/<id>` is a job's default
-    working directory, `runs/<id>.<run>` the daemon's files of each run."""
+    working directory, `runs/<id>.<run>` the daemon's record of each run."""
 
     name = "local"
     capabilities = Capabilities(
@@ -128,10 +128,10 @@ class LocalBackend:
 
     def start(self, job: JobRecord) -> JobUpdate:
         run_dir = self._dir(job)
-        if run_dir.started_by() is None:
-            self._send({"op": "launch", "dir": str(run_dir.path),
-                        "launch": self._launch_data(job)}, job)
-        # else launched before (a restart between launch and commit): never twice.
+        # Launched before (a restart between launch and commit)? The daemon finds
+        # the run's record and runs nothing: never twice.
+        self._send({"op": "launch", "dir": str(run_dir.path),
+                    "launch": self._launch_data(job)}, job)
         self._track(run_dir)
         return JobUpdate(job.id, JobState.RUNNING, start_time=datetime.now(UTC),
                          native_id=str(job.id), run=job.requeue_count)
@@ -166,8 +166,7 @@ class LocalBackend:
             daemon = live_daemon(self.runs_dir)
             with self._lock:
                 tracked = list(self._tracked)
-            done.update(d for d in tracked if d.exit_file.exists()
-                        or (d.started_by() is not None and not d.running(daemon)))
+            done.update(d for d in tracked if d.ended_or_lost(daemon))
         updates = []
         for run_dir in done:
             updates.append(run_dir.outcome() or run_dir.lost_update())
@@ -245,7 +244,7 @@ class LocalBackend:
     def _launch_data(self, job: JobRecord) -> dict[str, Any]:
         if job.spec.script is not None:
             # The daemon writes the script into the run's directory.
-            argv = ["/bin/bash", str(self._dir(job).path / "script")]
+            argv = ["/bin/bash", str(self._dir(job).script_file)]
         else:
             argv = ["/bin/bash", "-c", job.spec.command or ""]
         return {

@@ -8,18 +8,25 @@ gateway; a gateway that starts again connects to the daemon still running.
 
 The gateway talks to it over ``RUNS_DIR/daemon.sock``, one JSON object a line:
 
-- ``{"op": "launch", "dir": RUN_DIR, "launch": {argv, cwd, env, stdout, ...}}``
-- ``{"op": "cancel", "dir": RUN_DIR}``: SIGTERM, then SIGKILL after kill_wait
-- ``{"op": "control", "dir": RUN_DIR, "suspended": bool, "time_limit": s}``
-- ``{"op": "signal", "dir": RUN_DIR, "signal": N}``
+- ``{"op": "launch", "dir": RUN, "launch": {argv, cwd, env, stdout, ...}}``
+- ``{"op": "cancel", "dir": RUN}``: SIGTERM, then SIGKILL after kill_wait
+- ``{"op": "control", "dir": RUN, "suspended": bool, "time_limit": s}``
+- ``{"op": "signal", "dir": RUN, "signal": N}``
 
-and hears ``{"ended": RUN_DIR}`` when a job has ended. The truth is in files, so
-that it survives any process: each run directory gets ``started.json`` (written
-before the job starts, naming the daemon; a second launch of the same run finds
-it and runs nothing) and ``exit.json`` (the true wait status and usage, written
-atomically and durably). ``daemon.lock`` is held by the live daemon for its
-whole life, and ``daemon.json`` names it: a run started by a daemon that is no
-longer alive, with no ``exit.json``, has been lost.
+where RUN is the path of the run's record.
+
+and hears ``{"ended": RUN}`` when a job has ended. The truth is in files, so
+that it survives any process. Each run has one record, ``RUNS_DIR/<job id>.<run>``,
+of JSON lines: the first names the daemon and is written before the job starts
+(the file is created exclusively: a second launch of the same run finds it and
+runs nothing); the second is the true wait status and usage, appended durably
+when the job ends. A script goes beside it in ``<run>.script``, a cancel that
+came before the launch in ``<run>.cancel``. One record a run, never rewritten:
+creating a file costs as much as a fork on some machines, and a record made of a
+directory, a started file and an exit file (each written to a temporary name and
+renamed) cost five. ``daemon.lock`` is held by the live daemon for its whole
+life, and ``daemon.json`` names it: a run started by a daemon that is no longer
+alive, with no exit line, has been lost.
 
 One thread owns the jobs (orders, reaping, timers); WORKERS threads do the file
 system work and the spawns, each run always on the same worker, and hand their
@@ -62,17 +69,22 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = False) -> None:
-    """Readers see the old file or the new one, never half of one. `durable` also
-    survives a power cut, which only the exit status needs: anything else a
-    restart can redo or reports as lost."""
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Readers see the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as handle:
         json.dump(data, handle)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    """One line of a run record, written by one write(): a reader sees a line
+    whole once its newline is there."""
+    return json.dumps(data).encode() + b"\n"
+
+
+def _has_exit_line(path: Path) -> bool:
+    return path.read_bytes().count(b"\n") >= 2
 
 
 def _output(path: str, mode: str) -> BinaryIO:
@@ -345,21 +357,23 @@ class Daemon:
     # -- jobs ---------------------------------------------------------------
 
     def _launch(self, conn: socket.socket, path: Path, launch: dict[str, Any]) -> tuple[Any, ...]:
-        """Start a run (worker thread): its files, then its process."""
-        path.mkdir(parents=True, exist_ok=True)
-        if (path / "started.json").exists():
-            if (path / "exit.json").exists():
-                return ("ended", path, conn)
-            return ("skipped", path)  # launched before: never twice
-        write_json_atomic(path / "started.json", {"daemon": self.identity, "at": now_iso()})
+        """Start a run (worker thread): its record, then its process."""
         start_iso = now_iso()
-        if (path / "cancel").exists():
+        try:
+            record = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        except FileExistsError:  # launched before: never twice
+            return ("ended", path, conn) if _has_exit_line(path) else ("skipped", path)
+        try:
+            os.write(record, _line({"daemon": self.identity, "at": start_iso}))
+        finally:
+            os.close(record)
+        if path.with_name(path.name + ".cancel").exists():
             return self._finish(path, start_iso, None, {"cancelled": True, "never_started": True})
         try:
             proc = self._spawn(path, launch)
         except Exception as exc:
-            (path / "launch.error").write_text(f"{type(exc).__name__}: {exc}\n")
-            return self._finish(path, start_iso, None, {"launch_error": f"{exc}"})
+            return self._finish(path, start_iso, None,
+                                {"launch_error": f"{exc}"})
         return ("running", path, launch, proc, start_iso, time.monotonic())
 
     def _running(self, path: Path, launch: dict[str, Any], proc: subprocess.Popen[bytes],
@@ -379,7 +393,7 @@ class Daemon:
 
     def _spawn(self, path: Path, launch: dict[str, Any]) -> subprocess.Popen[bytes]:
         if launch.get("script") is not None:
-            (path / "script").write_text(launch["script"])
+            path.with_name(path.name + ".script").write_text(launch["script"])
         if launch.get("create_cwd"):
             os.makedirs(launch["cwd"], exist_ok=True)
         mode = launch.get("open_mode", "wb")
@@ -445,10 +459,14 @@ class Daemon:
 
     def _finish(self, path: Path, start: str, pid: int | None, outcome: dict[str, Any],
                 end_iso: str | None = None) -> tuple[Any, ...]:
-        """Record how a run ended (worker thread); then the gateway is told."""
-        write_json_atomic(path / "exit.json", {
-            "start_time": start, "end_time": end_iso or now_iso(), "pid": pid, **outcome,
-        }, durable=True)
+        """Record how a run ended, durably (worker thread); then the gateway is told."""
+        record = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(record, _line({"start_time": start, "end_time": end_iso or now_iso(),
+                                    "pid": pid, **outcome}))
+            os.fsync(record)
+        finally:
+            os.close(record)
         return ("ended", path, None)
 
     def _timers(self) -> None:

@@ -45,9 +45,32 @@ def live_daemon(runs_dir: Path) -> str | None:
     return str(daemon["id"])
 
 
+def read_record(path: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """A run record's daemon and exit record (daemon.py writes it): None, None
+    while it does not exist; a line not yet ended by a newline is still being
+    written and counts as absent ("" for the daemon: started, by whom not yet known)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except IsADirectoryError:
+        return _read_legacy(path)
+    lines = data.split(b"\n")[:-1]  # what follows the last newline is incomplete
+    daemon = str(json.loads(lines[0])["daemon"]) if lines else ""
+    return daemon, json.loads(lines[1]) if len(lines) > 1 else None
+
+
+def _read_legacy(path: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """A run of a daemon of an earlier release: a directory with started.json
+    and exit.json (such a daemon may still be running jobs after an upgrade)."""
+    started = read_json(path / "started.json")
+    return (None if started is None else str(started["daemon"])), read_json(path / "exit.json")
+
+
 @dataclass(frozen=True)
 class JobDir:
-    """The files of one run of a job: `<runs>/<job id>.<run>`."""
+    """The files of one run of a job: its record `<runs>/<job id>.<run>` and,
+    beside it, `.script` and `.cancel`."""
 
     path: Path
 
@@ -60,27 +83,36 @@ class JobDir:
         return int(self.path.name.split(".")[1])
 
     @property
-    def exit_file(self) -> Path:
-        return self.path / "exit.json"
+    def script_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".script")
+
+    @property
+    def cancel_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".cancel")
 
     def started_by(self) -> str | None:
         """The daemon that started this run, None while it has not started."""
-        started = read_json(self.path / "started.json")
-        return None if started is None else str(started["daemon"])
+        return read_record(self.path)[0]
 
     def running(self, daemon: str | None) -> bool:
         """Whether the run is going on under the live daemon `daemon`."""
-        return (daemon is not None and self.started_by() == daemon
-                and not self.exit_file.exists())
+        return _running(*read_record(self.path), daemon)
+
+    def ended_or_lost(self, daemon: str | None) -> bool:
+        """Whether the run has an exit record, or was started by a daemon that is
+        no longer the live one (`daemon`)."""
+        started, result = read_record(self.path)
+        return result is not None or (started is not None and not _running(started, None,
+                                                                            daemon))
 
     def request_cancel(self) -> None:
         """Cancel however far the run got; a launch still on its way sees this."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "cancel").touch()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.cancel_file.touch()
 
     def outcome(self) -> JobUpdate | None:
         """The run's final update if it has ended, else None."""
-        result = read_json(self.exit_file)
+        result = read_record(self.path)[1]
         if result is None:
             return None
         return outcome_update(self.job_id, self.run, result)
@@ -89,6 +121,12 @@ class JobDir:
         """The daemon that ran it is gone and wrote no exit status."""
         return JobUpdate(self.job_id, JobState.UNKNOWN, run=self.run,
                          reason="job daemon vanished without recording an exit status")
+
+
+def _running(started: str | None, result: dict[str, Any] | None, daemon: str | None) -> bool:
+    # A record whose first line is not written yet ("") is the live daemon's,
+    # which is writing it: only a daemon that is gone cannot finish it.
+    return daemon is not None and result is None and started in (daemon, "")
 
 
 def outcome_update(job_id: int, run: int, result: dict[str, Any]) -> JobUpdate:
