@@ -10,7 +10,7 @@ from api_client import Api
 from sqlalchemy import update
 from test_registry_api import push, record
 
-from jobgate.api.schemas import JobList, JobOut
+from jobgate.api.schemas import BatchOut, JobList, JobOut
 from jobgate.domain.states import JobState
 from jobgate.service.auth import Principal
 from jobgate.store.jobs import JOBS, JobFilter
@@ -96,3 +96,22 @@ def test_a_running_jobs_run_time_is_counted_to_now(api: Api) -> None:
     assert before <= job["run_time"] <= after
     assert job["elapsed_cpu_time"] == job["run_time"] * job["cpus"]
     assert job["final"] is False
+
+
+def test_a_batch_answer_is_the_bytes_batchout_made(api: Api) -> None:
+    specs = [
+        {"command": "true", "hold": True, "name": 'résumé ✓ "q"\n', "tags": ["b", "a"],
+         "comment": "a\tb", "cpus_per_task": 2, "memory": 64, "time_limit": 60},
+        {"script": "#!/bin/bash\ntrue\n", "hold": True, "priority": 5},
+        {"command": "true", "hold": True, "array": "0-2"},
+        {"command": "true", "hold": True, "dependencies": "afterany:1", "tags": ["x"]},
+    ]
+    answer = api.post("/v1/jobs:batch", json={"jobs": specs})
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    admin = api.gateway.auth.authenticate(api.token)
+    records = [api.gateway.jobs.get(job["id"], admin) for job in answer.json()["jobs"]]
+    assert len(records) == 4 and records[3].spec.dependencies == "afterany:1"
+    # run_time is counted to now: none of these jobs has started, so it is 0 in both.
+    assert answer.content == BatchOut(jobs=[JobOut.of(r) for r in records]).model_dump_json(
+    ).encode()

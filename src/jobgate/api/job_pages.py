@@ -1,4 +1,5 @@
-"""A page of `GET /v1/jobs` as JSON, made from the store's plain values.
+"""A page of `GET /v1/jobs` as JSON, made from the store's plain values (and
+the answer of `POST /v1/jobs:batch`, from the records just made).
 
 The same bytes as `JobList(jobs=[JobOut.of(record) ...]).model_dump_json()`
 (tests/api/test_job_pages.py holds them side by side), without building a
@@ -17,6 +18,7 @@ import orjson
 import pydantic_core
 
 from jobgate.api.schemas import JobOut
+from jobgate.domain.job import JobRecord
 from jobgate.domain.states import JobState
 
 # JobOut's fields in its order: the JSON keys, in the order pydantic writes them.
@@ -52,7 +54,23 @@ def job_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 def job_list_json(rows: Sequence[dict[str, Any]], next_cursor: str | None,
                   now: datetime) -> bytes:
-    body = {"jobs": [job_out(row, now) for row in rows], "next_cursor": next_cursor}
+    return _dumps({"jobs": [job_out(row, now) for row in rows], "next_cursor": next_cursor})
+
+
+def batch_json(records: Sequence[JobRecord], now: datetime) -> bytes:
+    """BatchOut of just-submitted jobs (`POST /v1/jobs:batch`): the same bytes as
+    `BatchOut(jobs=[JobOut.of(record) ...]).model_dump_json()`."""
+    return _dumps({"jobs": [job_out(_row_of(record), now) for record in records]})
+
+
+def _row_of(record: JobRecord) -> dict[str, Any]:
+    row = record.__dict__.copy()  # its fields (pydantic keeps them there), shallow
+    row["state"] = record.state.value
+    row["dependencies"] = record.spec.dependencies
+    return row
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(body, option=orjson.OPT_UTC_Z)
     except TypeError:  # what orjson cannot write (an integer past 64 bits in registry data)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     RowMapping,
     Select,
     String,
+    Table,
     bindparam,
     column,
     false,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session, raiseload
 from sqlalchemy.types import NullType
 
@@ -297,13 +299,13 @@ class JobRepository:
         (`tags[i]`) and first events, in three statements (the submit path: no
         ORM unit of work; executemany, which the drivers send in bulk)."""
         conn = self.session.connection()
-        conn.execute(JOBS.insert(), list(values))
+        insert_rows(conn, JOBS, values)
         tag_rows = [{"job_id": row["id"], "tag": tag, "position": i}
                     for row, job_tags in zip(values, tags, strict=True)
                     for i, tag in enumerate(job_tags)]
         if tag_rows:
-            conn.execute(JOB_TAGS.insert(), tag_rows)
-        conn.execute(JOB_EVENTS.insert(), [
+            insert_rows(conn, JOB_TAGS, tag_rows)
+        insert_rows(conn, JOB_EVENTS, [
             {"job_id": row["id"], "at": at, "from_state": None, "to_state": row["state"],
              "reason": reason, "data": {}} for row in values])
 
@@ -727,3 +729,57 @@ def to_record(row: JobRow, *, with_tags: bool = True) -> JobRecord:
         allocation=row.allocation, stats=row.stats, source=row.source, project=row.project,
         registry_data=row.registry_data,
     )
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """`conn.execute(table.insert(), rows)` for rows that all have the same keys,
+    in a tenth of the Python: each column's bind processor is applied in one
+    pass and the driver's executemany gets the rows as they are sent (a batch of
+    1,000 jobs spent more in SQLAlchemy's per-row parameter handling than in the
+    database). Rows that leave out a column with a Python-side default go the
+    usual way, which fills it in."""
+    if not rows:
+        return
+    sql, names, processors = _raw_insert(conn.dialect, table, tuple(rows[0]))
+    if sql is None:
+        conn.execute(table.insert(), list(rows))
+        return
+    columns = [_bound_column(rows, name, proc) for name, proc in zip(names, processors,
+                                                                        strict=True)]
+    if conn.dialect.positional:
+        params: list[Any] = list(zip(*columns, strict=True))
+    else:
+        params = [dict(zip(names, values, strict=True))
+                  for values in zip(*columns, strict=True)]
+    conn.exec_driver_sql(sql, params)
+
+
+def _bound_column(rows: Sequence[dict[str, Any]], name: str, proc: Any) -> list[Any]:
+    """One column's values as the driver takes them. A value that is the same
+    object as the row before's is not processed again: a batch's jobs share
+    their submit time, which costs a strftime a row otherwise."""
+    if proc is None:
+        return [row[name] for row in rows]
+    values, last, out = [], object(), None
+    for row in rows:
+        value = row[name]
+        if value is not last:
+            last, out = value, proc(value)
+        values.append(out)
+    return values
+
+
+@functools.lru_cache(maxsize=32)
+def _raw_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]
+                ) -> tuple[str | None, tuple[str, ...], tuple[Any, ...]]:
+    """The INSERT of `keys` into `table` as the driver takes it: its SQL, its
+    parameter names in the order sent, and each one's bind processor (None:
+    the value goes as it is). No SQL when a column left out has a default."""
+    if any(column.default is not None and column.key not in keys for column in table.columns):
+        return None, (), ()
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(keys),
+                                      for_executemany=True)
+    names = tuple(compiled.positiontup or ()) if dialect.positional else keys
+    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                       for name in names)
+    return compiled.string, names, processors

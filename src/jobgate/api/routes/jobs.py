@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from jobgate.api.deps import Caller, CallerDep, GatewayDep, UserDep
 from jobgate.api.error_docs import errors
-from jobgate.api.job_pages import job_list_json
+from jobgate.api.job_pages import batch_json, job_list_json
 from jobgate.api.routes import uploads
 from jobgate.api.schemas import (
     BatchOut,
@@ -79,7 +79,8 @@ async def submit_batch(body: BatchRequest, gateway: GatewayDep, user: UserDep) -
 def _submit_batch(body: BatchRequest, gateway: Gateway, user: Principal) -> Response:
     with gateway.metrics.submit_seconds.time():
         records = gateway.jobs.submit_many(body.specs(), user)
-    return created(BatchOut(jobs=[JobOut.of(record) for record in records]))
+    return Response(batch_json(records, datetime.now(UTC)), status_code=201,
+                    media_type="application/json")
 
 
 def created(answer: BaseModel) -> Response:
