@@ -6,7 +6,8 @@ beside a bare FastAPI endpoint measured the same way in the same run.
 
 For each worker count, a real `jobgate serve --workers W` (SQLite store in a
 fresh home, the submission rate limit off) and the bare endpoint of
-bench/bare_submit_app.py (uvicorn with the same worker count: a pydantic body
+bench/bare_submit_app.py (uvicorn with the same worker count and, like jobgate
+serve by default, no access log: a pydantic body
 validated, one SQLite row inserted in WAL mode and committed, 201 with JSON)
 run side by side on fresh databases, and the cells alternate between them so
 that the noise of a shared machine falls on both alike.
@@ -97,7 +98,7 @@ class BareServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "bare_submit_app:create_app", "--factory",
                  "--app-dir", str(BENCH), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", str(workers)],
+                 "--workers", str(workers), "--no-access-log"],  # as jobgate serve's default
                 env={**clean_environment(), "BARE_DB": str(db)}, stdout=log,
                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
