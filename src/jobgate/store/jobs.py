@@ -470,28 +470,15 @@ class JobRepository:
         return self._lock_pending(ids)
 
     def _queue_head(self, cluster: str, limit: int) -> list[tuple[int, datetime]]:
-        """The first `limit` of the queue, one priority level at a time, off the
-        partial index of runnable jobs (store/tables.py RUNNABLE): `priority = p
-        ORDER BY id` comes out of it in order, where `ORDER BY priority DESC, id`
-        would sort every pending job, and held jobs are not in it at all."""
-        runnable = (JobRow.cluster == cluster, text(RUNNABLE))
-
-        def top_level(*below: ColumnElement[bool]) -> int | None:
-            return self.session.scalar(select(func.max(JobRow.priority))
-                                       .with_hint(JobRow, _RUNNABLE_INDEX, "sqlite")
-                                       .where(*runnable, *below))
-
-        head: list[tuple[int, datetime]] = []
-        level = top_level()
-        while level is not None and len(head) < limit:
-            head.extend((job_id, at) for job_id, at in self.session.execute(
-                select(JobRow.id, JobRow.updated_at)
-                .with_hint(JobRow, _RUNNABLE_INDEX, "sqlite")
-                .where(*runnable, JobRow.priority == level)
-                .order_by(JobRow.id).limit(limit - len(head)).with_for_update()
-            ))
-            level = top_level(JobRow.priority < level)
-        return head
+        """The first `limit` of the queue, read in order off the partial index of
+        runnable jobs (store/tables.py RUNNABLE, in priority DESC, id order): held
+        jobs are not in it at all, and nothing is sorted."""
+        return [(job_id, at) for job_id, at in self.session.execute(
+            select(JobRow.id, JobRow.updated_at)
+            .with_hint(JobRow, _RUNNABLE_INDEX, "sqlite")
+            .where(JobRow.cluster == cluster, text(RUNNABLE))
+            .order_by(JobRow.priority.desc(), JobRow.id).limit(limit).with_for_update()
+        )]
 
     def _lock_pending(self, ids: list[int]) -> list[tuple[int, datetime]]:
         if not ids:

@@ -106,8 +106,6 @@ class JobRow(Base):
     __table_args__ = (
         # The engine's queue: active jobs of a cluster, in priority then submit order.
         Index("ix_jobs_cluster_state_priority", "cluster", "state", "priority", "id"),
-        Index("ix_jobs_runnable", "cluster", "priority", "id",
-              sqlite_where=text(RUNNABLE), postgresql_where=text(RUNNABLE)),
         Index("ix_jobs_state_id", "state", "id"),
         Index("ix_jobs_user_id", "user_name", "id"),
         # A user's jobs in a state, newest first (list filters; migration 0010).
@@ -129,6 +127,12 @@ class JobRow(Base):
         Index("ix_jobs_gateway_native", "cluster", "native_id",
               sqlite_where=text(GATEWAY_NATIVE), postgresql_where=text(GATEWAY_NATIVE)),
     )
+
+
+# Runnable jobs in queue order (migration 0012): `ORDER BY priority DESC, id
+# LIMIT n` reads the head of the engine's queue straight off it.
+Index("ix_jobs_runnable", JobRow.cluster, JobRow.priority.desc(), JobRow.id,
+      sqlite_where=text(RUNNABLE), postgresql_where=text(RUNNABLE))
 
 
 class JobTagRow(Base):
