@@ -1,12 +1,14 @@
 """Local cluster throughput and latency, beside this machine's spawn ceiling.
 
-    .venv/bin/python bench/local_throughput.py [N] [--http] [--latency-jobs K]
+    .venv/bin/python bench/local_throughput.py [N] [--http] [--concurrency C]
+                                               [--latency-jobs K] [--batch B]
 
 Ceiling (same run): N Popen of `/bin/sh -c true` in a new session with stdout and
 stderr to files, from 2 threads. Measured: N jobs running `true` submitted through
 JobService (in process, with the engine) one at a time and in `submit_many`
 batches of --batch, and with --http through the REST API
-of a `jobgate serve`, timed from the first submit until all are final. Latency:
+of a `jobgate serve` (single submits over --concurrency connections), timed from
+the first submit until all are final. Latency:
 K jobs one at a time on the idle cluster; submit -> RUNNING from the ledger's
 times, and process exit -> final state committed (visible through the API).
 """
@@ -26,6 +28,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from http_load import request_bytes, run_load
 
 from jobgate.config import ClusterConfig, Settings
 from jobgate.domain.spec import JobSpec
@@ -91,14 +96,19 @@ def count_final(gateway: Gateway) -> int:
             JobRow.state.in_([s.value for s in FINAL_STATES]))) or 0
 
 
-def through_http(n: int, home: Path) -> float:
+def through_http(n: int, home: Path, concurrency: int) -> float:
+    """`n` single POST /v1/jobs over `concurrency` keep-alive connections (the
+    load generator of bench/http_load.py), then polled until all are final."""
     server = ServerProcess(home).start(
-        JOBGATE_CLUSTERS='{"local": {"cpus": 64}}', JOBGATE_ENGINE_INTERVAL="0.05")
+        JOBGATE_CLUSTERS='{"local": {"cpus": 64}}', JOBGATE_ENGINE_INTERVAL="0.05",
+        JOBGATE_SUBMIT_RATE="0")
+    request = request_bytes("POST", "/v1/jobs", {"command": "true"},
+                            host=f"127.0.0.1:{server.port}",
+                            headers={"Authorization": f"Bearer {server.token}"})
     try:
         with server.client() as client:
             start = time.perf_counter()
-            for _ in range(n):
-                client.post("/v1/jobs", json={"command": "true"}).raise_for_status()
+            run_load("127.0.0.1", server.port, [request], n, concurrency)
             while True:
                 page = client.get("/v1/jobs", params={"limit": 1, "state": [
                     "PENDING", "RUNNING"]}).json()
@@ -137,6 +147,8 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=2000)
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--latency-jobs", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="connections submitting at once in the HTTP row")
     parser.add_argument("--batch", type=int, default=100,
                         help="jobs per submit_many call in the batched row")
     args = parser.parse_args()
@@ -148,7 +160,8 @@ def main() -> None:
         rows.append((f"JobService.submit_many({args.batch}) -> all final",
                      through_service(args.n, root / "svc-batch", args.batch)))
         if args.http:
-            rows.append(("POST /v1/jobs -> all final", through_http(args.n, root / "http")))
+            rows.append((f"POST /v1/jobs (c{args.concurrency}) -> all final",
+                         through_http(args.n, root / "http", args.concurrency)))
         to_running, to_final = latency(args.latency_jobs, root / "lat")
     print(f"{'what':<40}{'jobs':>6}{'seconds':>9}{'jobs/s':>8}{'of ceiling':>12}")
     for what, seconds in rows:
