@@ -25,7 +25,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,7 +34,7 @@ from http_load import request_bytes, run_load
 
 from jobgate.config import ClusterConfig, Settings
 from jobgate.domain.spec import JobSpec
-from jobgate.domain.states import FINAL_STATES
+from jobgate.domain.states import JobState
 from jobgate.service.auth import Principal
 from jobgate.service.gateway import Gateway
 from jobgate.store.tables import JobRow
@@ -82,18 +82,20 @@ def through_service(n: int, home: Path, batch: int = 1) -> float:
                 gateway.jobs.submit(spec, ADMIN)
             else:
                 gateway.jobs.submit_many([spec] * min(batch, n - first), ADMIN)
-        while True:
-            if count_final(gateway) >= n:
+        while True:  # every job is in the ledger by now
+            if all_final(gateway):
                 return time.perf_counter() - start
             time.sleep(0.02)
     finally:
         gateway.stop()
 
 
-def count_final(gateway: Gateway) -> int:
+def all_final(gateway: Gateway) -> bool:
+    """Whether no job is left that has not ended: one look down the state index
+    (counting the final ones, a growing scan, took a tenth of the process's time)."""
     with gateway.sessions() as session:
-        return session.scalar(select(func.count()).select_from(JobRow).where(
-            JobRow.state.in_([s.value for s in FINAL_STATES]))) or 0
+        return session.scalar(select(JobRow.id).where(JobRow.state.in_(
+            [s.value for s in JobState if not s.final])).limit(1)) is None
 
 
 def through_http(n: int, home: Path, concurrency: int) -> float:
