@@ -529,7 +529,7 @@ class JobRepository:
             for rows in by_columns.values():
                 self.session.execute(_UPDATE_BY_ID, rows)
         if events:
-            self.session.execute(JOB_EVENTS.insert(), events)
+            insert_rows(self.session.connection(), JOB_EVENTS, events)
 
     def get_many(self, ids: Iterable[int]) -> dict[int, JobRow]:
         """Jobs by id (without their tags), locked for this transaction (see `queue`)."""
@@ -720,11 +720,11 @@ def to_record(row: JobRow, *, with_tags: bool = True) -> JobRecord:
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """`conn.execute(table.insert(), rows)` for rows that all have the same keys,
-    in a tenth of the Python: each column's bind processor is applied in one
-    pass and the driver's executemany gets the rows as they are sent (a batch of
-    1,000 jobs spent more in SQLAlchemy's per-row parameter handling than in the
-    database). Rows that leave out a column with a Python-side default go the
-    usual way, which fills it in."""
+    with less Python: each column's bind processor is applied in one pass and the
+    driver's executemany gets the rows as they are sent (a batch of 1,000 jobs
+    spent more in SQLAlchemy's per-row parameter handling than in the database).
+    Rows that leave out a column with a Python-side default go the usual way,
+    which fills it in."""
     if not rows:
         return
     sql, names, processors = _raw_insert(conn.dialect, table, tuple(rows[0]))

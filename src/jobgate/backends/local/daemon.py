@@ -13,20 +13,18 @@ The gateway talks to it over ``RUNS_DIR/daemon.sock``, one JSON object a line:
 - ``{"op": "control", "dir": RUN, "suspended": bool, "time_limit": s}``
 - ``{"op": "signal", "dir": RUN, "signal": N}``
 
-where RUN is the path of the run's record.
-
-and hears ``{"ended": RUN}`` when a job has ended. The truth is in files, so
-that it survives any process. Each run has one record, ``RUNS_DIR/<job id>.<run>``,
-of JSON lines: the first names the daemon and is written before the job starts
-(the file is created exclusively: a second launch of the same run finds it and
-runs nothing); the second is the true wait status and usage, appended durably
-when the job ends. A script goes beside it in ``<run>.script``, a cancel that
-came before the launch in ``<run>.cancel``. One record a run, never rewritten:
-creating a file costs as much as a fork on some machines, and a record made of a
-directory, a started file and an exit file (each written to a temporary name and
-renamed) cost five. ``daemon.lock`` is held by the live daemon for its whole
-life, and ``daemon.json`` names it: a run started by a daemon that is no longer
-alive, with no exit line, has been lost.
+(RUN: the path of the run's record) and hears ``{"ended": RUN}`` when a job has
+ended. The truth is in files, so that it survives any process. Each run has one
+record, ``RUNS_DIR/<job id>.<run>``, of JSON lines: the first names the daemon
+and is written before the job starts (the file is created exclusively: a second
+launch of the same run finds it and runs nothing); the second is the true wait
+status and usage, appended durably when the job ends. A script goes beside it
+in ``<run>.script``, a cancel that came before the launch in ``<run>.cancel``.
+One record a run, never rewritten: creating a file costs as much as a fork on
+some machines, and a record made of a directory, a started file and an exit file
+(each written to a temporary name and renamed) cost five. ``daemon.lock`` is
+held by the live daemon for its whole life, and ``daemon.json`` names it: a run
+started by a daemon that is no longer alive, with no exit line, has been lost.
 
 One thread owns the jobs (orders, reaping, timers); WORKERS threads do the file
 system work and the spawns, each run always on the same worker, and hand their
@@ -84,6 +82,8 @@ def _line(data: dict[str, Any]) -> bytes:
 
 
 def _has_exit_line(path: Path) -> bool:
+    if path.is_dir():  # a run of a daemon of an earlier release
+        return (path / "exit.json").exists()
     return path.read_bytes().count(b"\n") >= 2
 
 
@@ -372,8 +372,7 @@ class Daemon:
         try:
             proc = self._spawn(path, launch)
         except Exception as exc:
-            return self._finish(path, start_iso, None,
-                                {"launch_error": f"{exc}"})
+            return self._finish(path, start_iso, None, {"launch_error": f"{exc}"})
         return ("running", path, launch, proc, start_iso, time.monotonic())
 
     def _running(self, path: Path, launch: dict[str, Any], proc: subprocess.Popen[bytes],

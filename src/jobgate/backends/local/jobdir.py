@@ -102,8 +102,9 @@ class JobDir:
         """Whether the run has an exit record, or was started by a daemon that is
         no longer the live one (`daemon`)."""
         started, result = read_record(self.path)
-        return result is not None or (started is not None and not _running(started, None,
-                                                                            daemon))
+        if result is not None:
+            return True
+        return started is not None and not _running(started, None, daemon)
 
     def request_cancel(self) -> None:
         """Cancel however far the run got; a launch still on its way sees this."""
