@@ -5,6 +5,7 @@ Outcomes, verbs, limits and survival."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -196,6 +197,9 @@ def test_a_run_record_being_written_is_not_taken_for_lost(harness: Harness, home
     other.path.touch()
     assert other.started_by() == "" and other.running(daemon)
     assert not other.ended_or_lost(daemon) and other.ended_or_lost(None)
+    # One still empty long after was left by a daemon that stopped in between.
+    os.utime(other.path, (time.time() - 60, time.time() - 60))
+    assert not other.running(daemon) and other.ended_or_lost(daemon)
     harness.backend.cancel(job)
     assert harness.final(job).state is JobState.CANCELLED
 

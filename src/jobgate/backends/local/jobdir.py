@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,8 @@ from jobgate.domain.job import JobUpdate
 from jobgate.domain.states import JobState
 
 STATISTICS = ("cpu_user", "cpu_system", "max_rss_kib", "suspended_seconds")
+# How long a run record may lack its first line before its daemon counts as gone.
+RECORD_WRITE_GRACE = 10.0
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -48,7 +51,8 @@ def live_daemon(runs_dir: Path) -> str | None:
 def read_record(path: Path) -> tuple[str | None, dict[str, Any] | None]:
     """A run record's daemon and exit record (daemon.py writes it): None, None
     while it does not exist; a line not yet ended by a newline is still being
-    written and counts as absent ("" for the daemon: started, by whom not yet known)."""
+    written and counts as absent ("" for the daemon: started, by whom not yet
+    known, until RECORD_WRITE_GRACE has passed)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -56,8 +60,12 @@ def read_record(path: Path) -> tuple[str | None, dict[str, Any] | None]:
     except IsADirectoryError:
         return _read_legacy(path)
     lines = data.split(b"\n")[:-1]  # what follows the last newline is incomplete
-    daemon = str(json.loads(lines[0])["daemon"]) if lines else ""
-    return daemon, json.loads(lines[1]) if len(lines) > 1 else None
+    if not lines:
+        # The daemon writes the first line right after creating the file: one
+        # still missing a while later was left by a daemon that stopped between.
+        young = time.time() - path.stat().st_mtime < RECORD_WRITE_GRACE
+        return ("" if young else "(a daemon that stopped before naming itself)"), None
+    return str(json.loads(lines[0])["daemon"]), json.loads(lines[1]) if len(lines) > 1 else None
 
 
 def _read_legacy(path: Path) -> tuple[str | None, dict[str, Any] | None]:
