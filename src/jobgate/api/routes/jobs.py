@@ -79,15 +79,16 @@ async def submit_batch(body: BatchRequest, gateway: GatewayDep, user: UserDep) -
 def _submit_batch(body: BatchRequest, gateway: Gateway, user: Principal) -> Response:
     with gateway.metrics.submit_seconds.time():
         records = gateway.jobs.submit_many(body.specs(), user)
-    return Response(batch_json(records, datetime.now(UTC)), status_code=201,
-                    media_type="application/json")
+    return created(batch_json(records, datetime.now(UTC)))
 
 
-def created(answer: BaseModel) -> Response:
-    """201 with `answer` as JSON, written once: a model returned to FastAPI
-    would be dumped, validated again and dumped again (response_model), which
-    for a batch of 1,000 jobs costs more than writing them."""
-    return Response(answer.model_dump_json(), status_code=201, media_type="application/json")
+def created(answer: BaseModel | bytes) -> Response:
+    """201 with `answer` as JSON (a model, or its bytes already written), written
+    once: a model returned to FastAPI would be dumped, validated again and dumped
+    again (response_model), which for a batch of 1,000 jobs costs more than
+    writing them."""
+    body = answer if isinstance(answer, bytes) else answer.model_dump_json()
+    return Response(body, status_code=201, media_type="application/json")
 
 
 @router.get("", response_model=JobList)

@@ -243,7 +243,7 @@ class LocalBackend:
 
     def _launch_data(self, job: JobRecord) -> dict[str, Any]:
         if job.spec.script is not None:
-            # The daemon writes the script into the run's directory.
+            # The daemon writes the script beside the run's record.
             argv = ["/bin/bash", str(self._dir(job).script_file)]
         else:
             argv = ["/bin/bash", "-c", job.spec.command or ""]
