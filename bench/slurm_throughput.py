@@ -150,7 +150,8 @@ def rpcs_per_minute(tracked: int, window: float, home: Path, shared: Path
         after = sdiag_counts()
         own = {"REQUEST_STATS_INFO"}  # sdiag itself
         total = sum(after[k] - before.get(k, 0) for k in after if k not in own)
-        job_info = after.get("REQUEST_JOB_INFO", 0) - before.get("REQUEST_JOB_INFO", 0)
+        job_info = sum(after.get(kind, 0) - before.get(kind, 0)
+                       for kind in ("REQUEST_JOB_INFO", "REQUEST_JOB_USER_INFO"))
         return total * 60 / window, job_info * 60 / window
     finally:
         with gateway.sessions() as session:

@@ -20,7 +20,7 @@ from jobgate.domain.states import JobState
 class SubmittingCluster(ScriptedCluster):
     """Job 1 is in squeue, ended, once sbatch was called (it ran at once)."""
 
-    def submit(self, script_path: str, script: str) -> str:
+    def submit(self, script: str) -> str:
         self.calls.append("sbatch")
         return "1001"
 

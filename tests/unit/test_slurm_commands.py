@@ -70,11 +70,13 @@ def test_a_line_break_cannot_smuggle_a_directive() -> None:
 
 
 def test_argv_of_the_verbs() -> None:
-    assert commands.sbatch("/r/batch.sh") == ["sbatch", "--parsable", "/r/batch.sh"]
+    assert commands.sbatch() == ["sbatch", "--parsable"]
     assert commands.squeue() == ["squeue", "--json"]
     text = commands.squeue_text("~ab12~")
     assert text[:5] == ["squeue", "-h", "-t", "all", "-O"]
     assert text[5].startswith("JobID:~ab12~,State:~ab12~,") and text[5].endswith("Comment:~ab12~")
+    # One user: slurmctld sends that user's jobs alone.
+    assert commands.squeue_text("~ab12~", "alice")[4:7] == ["-u", "alice", "-O"]
     for bad in ("~a,b~", "ab"):
         with pytest.raises(ValueError):
             commands.squeue_text(bad)
@@ -107,9 +109,12 @@ class FakeRunner:
     def __init__(self, *answers: Completed) -> None:
         self.answers = list(answers)
         self.calls: list[list[str]] = []
+        self.inputs: list[str | None] = []
 
-    def __call__(self, argv: object, *, timeout: float, env: object = None) -> Completed:
+    def __call__(self, argv: object, *, timeout: float, env: object = None,
+                 input: str | None = None) -> Completed:
         self.calls.append(list(argv))  # type: ignore[call-overload]
+        self.inputs.append(input)
         return self.answers.pop(0)
 
 
@@ -124,12 +129,15 @@ def test_the_cli_transport_classifies_errors() -> None:
         Completed(1, "", "sacct: error: Slurm accounting storage is disabled"),
     )
     cli = CliTransport(runner, env={})
-    assert cli.submit("/r/batch.sh", "") == "42"
+    assert cli.submit("#!/bin/bash\ntrue\n") == "42"
+    # The script goes on sbatch's standard input: no file is written for it.
+    assert runner.calls[0] == ["sbatch", "--parsable"]
+    assert runner.inputs[0] == "#!/bin/bash\ntrue\n"
     with pytest.raises(BackendError) as refused:
-        cli.submit("/r/batch.sh", "")
+        cli.submit("")
     assert not refused.value.transient and "Invalid partition" in refused.value.message
     with pytest.raises(BackendError) as unreachable:
-        cli.submit("/r/batch.sh", "")
+        cli.submit("")
     assert unreachable.value.transient
     with pytest.raises(ConflictError):
         cli.cancel("5")
@@ -162,14 +170,22 @@ def test_scripts_run_by_their_shebang(script: str, argv: list[str]) -> None:
 # -- the wrapper, run by bash as slurmd runs a batch script ----------------------------
 
 
+def wrapped(tmp_path: Path, script: str, env: dict[str, str] | None = None
+            ) -> tuple[Path, RunDir]:
+    """The batch script as slurmd would be given it (in a file of its own)."""
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.make()
+    batch = tmp_path / "slurm_script"
+    batch.write_text(batch_script(["--job-name=t"], run_dir, script_argv(script, run_dir.script),
+                                  script=script, env=env or {}))
+    return batch, run_dir
+
+
 def run_wrapped(tmp_path: Path, script: str, *, env: dict[str, str] | None = None,
                 path: str | None = None) -> tuple[subprocess.CompletedProcess[str], RunDir]:
-    run_dir = RunDir(tmp_path / "run")
-    argv = script_argv(script, run_dir.script)
-    run_dir.write(batch=batch_script(["--job-name=t"], run_dir, argv), script=script,
-                  env=env or {})
+    batch, run_dir = wrapped(tmp_path, script, env)
     environ = {"PATH": path or os.environ["PATH"]}
-    done = subprocess.run(["bash", str(run_dir.batch)], capture_output=True, text=True,
+    done = subprocess.run(["bash", str(batch)], capture_output=True, text=True,
                           env=environ, timeout=30, check=False)
     return done, run_dir
 
@@ -198,12 +214,10 @@ def test_the_wrapper_passes_the_environment_and_runs_by_shebang(tmp_path: Path) 
 
 
 def test_the_wrapper_passes_signals_on_to_the_job(tmp_path: Path) -> None:
-    run_dir = RunDir(tmp_path / "run")
     flag = tmp_path / "flag"
     script = f"trap 'echo got USR1; exit 5' USR1; touch {flag}; while true; do sleep 0.05; done"
-    argv = script_argv(script, run_dir.script)
-    run_dir.write(batch=batch_script([], run_dir, argv), script=script, env={})
-    with subprocess.Popen(["bash", str(run_dir.batch)], stdout=subprocess.PIPE, text=True,
+    batch, run_dir = wrapped(tmp_path, script)
+    with subprocess.Popen(["bash", str(batch)], stdout=subprocess.PIPE, text=True,
                           env={"PATH": os.environ["PATH"]}) as process:
         deadline = time.monotonic() + 10
         while not flag.exists() and time.monotonic() < deadline:
@@ -234,3 +248,32 @@ def test_without_perl_the_shell_fallback_records_the_exit_code(tmp_path: Path) -
     ended = run_dir.outcome()
     assert done.returncode == 3 and ended is not None
     assert ended.status.exit_code == 3
+
+
+@pytest.mark.parametrize("path", [None, "bare"], ids=["perl", "shell fallback"])
+def test_the_batch_script_carries_the_script_and_variables_whole(tmp_path: Path,
+                                                                  path: str | None) -> None:
+    if path == "bare":  # no perl on the PATH: the shell fallback does the same
+        bare = tmp_path / "bin"
+        bare.mkdir()
+        for tool in ("bash", "date", "mv", "rm", "cat"):
+            found = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True,
+                                   text=True, check=True).stdout.strip()
+            (bare / tool).symlink_to(found)
+        path = str(bare)
+    # The here-document's end marker as a line of the script, no newline at its
+    # end, and the job's standard input: each must reach the job as it was.
+    script = ("#!/bin/bash\nprintf '%s|' \"$A\" \"$B\"\ncat\n"
+              "[ -e /dev/fd/3 ] && echo 'fd 3 leaked'\n: <<'JOBGATE_DATA'\nJOBGATE_DATA\nexit 4")
+    batch, run_dir = wrapped(tmp_path, script, {"A": "x y", "B": "line\nbreak $HOME ' \\"})
+    stdin = tmp_path / "stdin"
+    stdin.write_text("from stdin\n")
+    with stdin.open() as given:
+        done = subprocess.run(["bash", str(batch)], stdin=given, capture_output=True,
+                              text=True, env={"PATH": path or os.environ["PATH"]},
+                              timeout=30, check=False)
+    assert done.stdout == "x y|line\nbreak $HOME ' \\|from stdin\n", done.stderr
+    assert done.returncode == 4
+    assert run_dir.script.read_text() == script
+    ended = run_dir.outcome()
+    assert ended is not None and ended.status.exit_code == 4

@@ -208,7 +208,7 @@ class ScriptedCluster:
             raise AccountingUnavailable("sacct: Slurm accounting storage is disabled")
         return [job for job in self.accounting if job.native_id in native_ids]
 
-    def submit(self, script_path: str, script: str) -> str:
+    def submit(self, script: str) -> str:
         raise NotImplementedError
 
     def cancel(self, native_id: str) -> None: ...

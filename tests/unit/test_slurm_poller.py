@@ -52,7 +52,7 @@ class ScriptedCluster:
         return [job for job in self.accounting if job.native_id in native_ids]
 
     # the rest of the Transport protocol, unused here
-    def submit(self, script_path: str, script: str) -> str:
+    def submit(self, script: str) -> str:
         raise NotImplementedError
 
     def cancel(self, native_id: str) -> None: ...

@@ -242,8 +242,7 @@ class SlurmBackend:
         (None: handed over, its update delivered)."""
         run_dir = self.run_dir(job)
         try:
-            self._prepare(job, run_dir)
-            native_id = self.transport.submit(str(run_dir.batch), run_dir.batch.read_text())
+            native_id = self.transport.submit(self._prepare(job, run_dir))
         except SlurmUnreachable as exc:
             # The job may exist nonetheless: look before the next try.
             self._paused_until = time.monotonic() + UNREACHABLE_PAUSE
@@ -436,11 +435,12 @@ class SlurmBackend:
             return None
         return update_from(found, tracked)
 
-    def _prepare(self, job: JobRecord, run_dir: RunDir) -> None:
-        """Write the run's files, and the default working directory if it is the one.
+    def _prepare(self, job: JobRecord, run_dir: RunDir) -> str:
+        """The run's batch script, once its directory and the default working
+        directory (if it is the job's) are made.
 
         Raises:
-            BackendError: the working directory is gone, or the files cannot be written.
+            BackendError: the working directory is gone, or a directory cannot be made.
         """
         if job.working_directory == self.default_working_directory(job.id):
             Path(job.working_directory).mkdir(parents=True, exist_ok=True)
@@ -455,10 +455,9 @@ class SlurmBackend:
         except ValueError as exc:
             raise BackendError(f"job {job.id}: {exc}") from exc
         try:
-            run_dir.write(batch=batch_script(options, run_dir, argv), script=script,
-                          env=job_environment(job))
+            run_dir.make()
         except OSError as exc:
-            raise BackendError(f"job {job.id}: cannot write {run_dir.path}: {exc}") from exc
+            raise BackendError(f"job {job.id}: cannot make {run_dir.path}: {exc}") from exc
         job_user = getattr(self.transport, "job_user", None)
         if job_user is not None:  # REST: jobs run as that user, who must write there
             made = [run_dir.path]
@@ -469,6 +468,7 @@ class SlurmBackend:
             except OSError as exc:
                 raise BackendError(f"job {job.id}: cannot hand {run_dir.path} to "
                                    f"{job_user}: {exc}") from exc
+        return batch_script(options, run_dir, argv, script=script, env=job_environment(job))
 
     def _native_id(self, job: JobRecord) -> str | None:
         if job.native_id is not None:

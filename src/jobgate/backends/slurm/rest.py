@@ -448,7 +448,7 @@ class RestTransport:
 
     # -- the Transport protocol --------------------------------------------------
 
-    def submit(self, script_path: str, script: str) -> str:
+    def submit(self, script: str) -> str:
         """Submit a generated batch script (its #SBATCH options as the job's
         description); the job's id.
 

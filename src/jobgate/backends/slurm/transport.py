@@ -11,6 +11,7 @@ could not reach the controller raises `SlurmUnreachable` (transient: try again).
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import subprocess
 import threading
@@ -62,12 +63,13 @@ class Completed:
 
 class Runner(Protocol):
     def __call__(self, argv: Sequence[str], *, timeout: float,
-                 env: Mapping[str, str] | None = None) -> Completed:
-        """Run argv; raise SlurmUnreachable when it takes longer than `timeout`."""
+                 env: Mapping[str, str] | None = None, input: str | None = None) -> Completed:
+        """Run argv (`input` on its standard input); raise SlurmUnreachable when
+        it takes longer than `timeout`."""
 
 
 def run_process(argv: Sequence[str], *, timeout: float,
-                env: Mapping[str, str] | None = None) -> Completed:
+                env: Mapping[str, str] | None = None, input: str | None = None) -> Completed:
     """The real runner.
 
     Raises:
@@ -76,8 +78,9 @@ def run_process(argv: Sequence[str], *, timeout: float,
     """
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              env=dict(env) if env is not None else None,
-                              stdin=subprocess.DEVNULL, check=False)
+                              env=dict(env) if env is not None else None, input=input,
+                              stdin=subprocess.DEVNULL if input is None else None,
+                              check=False)
     except subprocess.TimeoutExpired as exc:
         raise SlurmUnreachable(f"{argv[0]} did not answer within {timeout:g}s") from exc
     except FileNotFoundError as exc:
@@ -116,7 +119,7 @@ class Transport(Protocol):
     """What the backend needs from a cluster; the CLI and REST transports both
     offer it."""
 
-    def submit(self, script_path: str, script: str) -> str: ...
+    def submit(self, script: str) -> str: ...
     def queue(self, comment_prefix: str = "") -> list[SlurmJob]: ...
     def ended_since(self, seconds_ago: int, native_ids: Sequence[str]) -> list[SlurmJob]: ...
     def cancel(self, native_id: str) -> None: ...
@@ -127,6 +130,13 @@ class Transport(Protocol):
     def usage(self, native_id: str, running: bool) -> dict[str, Any]: ...
     def partitions(self) -> list[Partition]: ...
     def nodes(self) -> list[dict[str, Any]]: ...
+
+
+def _user_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
 
 
 class CliTransport:
@@ -141,9 +151,12 @@ class CliTransport:
         # (parse_squeue_text): an unchanged job is not read again.
         self._squeue_memo: dict[str, dict[tuple[str, ...], SlurmJob]] = {}
         self._squeue_lock = threading.Lock()
+        # Who owns the jobs sbatch submits from here (None: no name for the uid).
+        self.job_owner = _user_name(os.geteuid())
 
-    def _run(self, argv: list[str], *, env: Mapping[str, str] | None = None) -> str:
-        done = self.runner(argv, timeout=self.timeout, env=env or self.env)
+    def _run(self, argv: list[str], *, env: Mapping[str, str] | None = None,
+             input: str | None = None) -> str:
+        done = self.runner(argv, timeout=self.timeout, env=env or self.env, input=input)
         if done.returncode == 0:
             return done.stdout
         message = (done.stderr or done.stdout).strip().replace("\n", " ")[:500] \
@@ -158,14 +171,14 @@ class CliTransport:
             raise SlurmUnreachable(f"{what}: {message}")
         raise SlurmRefused(f"{what}: {message}")
 
-    def submit(self, script_path: str, script: str) -> str:
-        """Submit the batch script written at `script_path`; the job's id.
+    def submit(self, script: str) -> str:
+        """Submit a batch script (on sbatch's standard input: no file); the job's id.
 
         Raises:
             SlurmRefused: sbatch rejected the job (the message says why).
             SlurmUnreachable: no answer; the job may or may not exist.
         """
-        out = self._run(commands.sbatch(script_path)).strip()
+        out = self._run(commands.sbatch(), input=script).strip()
         native_id = out.split(";")[0].strip()
         if not native_id.isdigit():
             raise SlurmRefused(f"sbatch: unexpected answer {out[:200]!r}")
@@ -180,7 +193,7 @@ class CliTransport:
             return parse_squeue(self._run(commands.squeue()), comment_prefix)
         separator = f"~{secrets.token_hex(6)}~"
         env = {**self.env, "SLURM_TIME_FORMAT": "%s"}
-        text = self._run(commands.squeue_text(separator), env=env)
+        text = self._run(commands.squeue_text(separator, self.job_owner), env=env)
         with self._squeue_lock:
             memo = self._squeue_memo.setdefault(comment_prefix, {})
             return parse_squeue_text(text, separator, comment_prefix, memo)

@@ -1,15 +1,24 @@
 """The batch script jobgate hands to sbatch, and the files its wrapper leaves.
 
-Each run of a job has a directory on the file system shared with the compute
-nodes, `<job_dir>/<gateway>/runs/<job id>.<run>`, holding:
+The batch script is whole in itself: `#SBATCH` lines, the wrapper, and as data
+after it (a here-document on file descriptor 3) the job's own variables and the
+user's script. sbatch reads it on its standard input. The gateway writes no
+file for a run but its directory: a file made on a shared file system costs a
+fork's worth of CPU on the gateway here and several milliseconds over NFS,
+while the wrapper does that work on the node that runs the job.
 
-- `batch.sh`: what sbatch gets: `#SBATCH` lines, then the wrapper;
-- `script`: the user's script (or command), run by the wrapper;
-- `env`: the job's own variables, NUL-separated `KEY=VALUE` (any name, any value);
-- `start` and `exit`, written by the wrapper: the epoch of the start, then the raw
-  wait status, the epoch of the end and the CPU seconds used (user, system). They
-  tell the outcome when Slurm no longer knows the job (no accounting, or gone
-  from its memory).
+Each run of a job has a directory on the file system shared with the compute
+nodes, `<job_dir>/<gateway>/runs/<job id>.<run>`, where the wrapper writes:
+
+- `script`: the user's script (or command), which it then runs;
+- `start` and `exit`: the epoch of the start, then the raw wait status, the
+  epoch of the end and the CPU seconds used (user, system). They tell the
+  outcome when Slurm no longer knows the job (no accounting, or gone from its
+  memory).
+
+The data on descriptor 3: one line a variable, `KEY=VALUE` in hexadecimal (any
+name, any value: newlines too), an empty line, then the script as it is. The
+here-document's end marker is chosen to appear in no line of the script.
 
 The wrapper is a few lines of Perl (in Debian's Essential set, and on nearly every
 cluster node): unlike a shell it learns the child's raw wait status, so "killed by
@@ -20,12 +29,13 @@ to flush twice, so a plain exit does). Slurm signals only the batch
 script's own process (the wrapper) short of SIGKILL, for a cancel as for
 `scancel --batch --signal`: the wrapper passes each catchable signal on to the
 job's process group (the script and what it started), then records the end.
-Without Perl, a shell fallback records the exit code alone.
+Without Perl, a shell fallback (bash builtins, date, mv, rm) records the exit
+code alone.
 """
 
 from __future__ import annotations
 
-import os
+import secrets
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,9 +51,12 @@ my $d = shift @ARGV;
 sub put { my ($n, $t) = @_;
   if (open(my $f, ">", "$d/$n.tmp")) { print $f $t; close $f; rename("$d/$n.tmp", "$d/$n"); } }
 unlink("$d/exit");
-if (open(my $e, "<", "$d/env")) { local $/ = "\0";
-  while (my $kv = <$e>) { chomp $kv; my ($k, $v) = split(/=/, $kv, 2); $ENV{$k} = $v if length $k; }
-  close $e; }
+if (open(my $in, "<&=", 3)) {
+  while (my $l = <$in>) { chomp $l; last if $l eq "";
+    my ($k, $v) = split(/=/, pack("H*", $l), 2); $ENV{$k} = $v if length $k; }
+  my $body = do { local $/; <$in> }; $body = "" unless defined $body; $body =~ s/\n\z//;
+  close $in;
+  if (open(my $f, ">", "$d/script")) { print $f $body; close $f; } }
 my @caught = qw(HUP INT QUIT USR1 USR2 ALRM TERM CONT);
 my $pid = 0;
 $SIG{$_} = sub { kill($_[0], -$pid) if $pid > 0 } for @caught;
@@ -68,7 +81,12 @@ exit($sig ? 128 + $sig : $s >> 8);
 _SHELL_FALLBACK = r"""
 d=$1; shift
 rm -f "$d/exit"
-while IFS= read -r -d '' kv; do export "$kv" 2>/dev/null; done < "$d/env"
+while IFS= read -r line <&3 && [ -n "$line" ]; do
+  hex=""; for ((i = 0; i < ${#line}; i += 2)); do hex+="\\x${line:i:2}"; done
+  printf -v kv '%b' "$hex"; export "$kv" 2>/dev/null
+done
+IFS= read -r -d '' body <&3; exec 3<&-
+printf '%s' "${body%$'\n'}" > "$d/script"
 date +%s > "$d/start.tmp" && mv "$d/start.tmp" "$d/start"
 "$@" & pid=$!
 for s in HUP INT QUIT USR1 USR2 ALRM TERM CONT; do trap "kill -s $s $pid 2>/dev/null" $s; done
@@ -85,16 +103,8 @@ class RunDir:
     path: Path
 
     @property
-    def batch(self) -> Path:
-        return self.path / "batch.sh"
-
-    @property
     def script(self) -> Path:
         return self.path / "script"
-
-    @property
-    def env(self) -> Path:
-        return self.path / "env"
 
     @property
     def start_file(self) -> Path:
@@ -104,12 +114,10 @@ class RunDir:
     def exit_file(self) -> Path:
         return self.path / "exit"
 
-    def write(self, *, batch: str, script: str, env: dict[str, str]) -> None:
-        """Write the run's inputs (each file whole before it is used)."""
+    def make(self) -> None:
+        """Make the directory the wrapper writes into (the gateway writes nothing
+        else for a run: the batch script carries the rest)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.script, script.encode())
-        _write_atomic(self.env, b"".join(f"{k}={v}\0".encode() for k, v in env.items()))
-        _write_atomic(self.batch, batch.encode())
 
     def outcome(self) -> Ended | None:
         """What the wrapper recorded at the end, if it did."""
@@ -136,12 +144,6 @@ class Ended:
     usage: dict[str, float]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def script_argv(script: str, path: Path) -> list[str]:
     """How the wrapper runs the user's script: by its `#!` line as the kernel
     would (interpreter and one optional argument), without needing the file to
@@ -154,20 +156,30 @@ def script_argv(script: str, path: Path) -> list[str]:
     return ["/bin/bash", str(path)]
 
 
-def batch_script(options: list[str], run_dir: RunDir, argv: list[str]) -> str:
+def batch_script(options: list[str], run_dir: RunDir, argv: list[str], *, script: str,
+                 env: dict[str, str]) -> str:
     """The script sbatch gets: the job's options as `#SBATCH` lines, then the
-    wrapper running `argv` in `run_dir`."""
+    wrapper, which writes `script` into `run_dir` and runs it by `argv` with
+    `env` (see the module's docstring)."""
     directives = "".join(f"#SBATCH {option}\n" for option in options)
     args = " ".join(shlex.quote(a) for a in [str(run_dir.path), *argv])
+    variables = "".join(f"{key}={value}".encode().hex() + "\n" for key, value in env.items())
+    lines = set(script.split("\n"))
+    marker = "JOBGATE_DATA"
+    while marker in lines:  # a script that holds the marker: another one
+        marker = f"JOBGATE_DATA_{secrets.token_hex(8)}"
     return (
         "#!/bin/bash\n"
         f"{directives}"
         "# jobgate: runs the job's script and records its end in the job's directory.\n"
-        f"if command -v perl >/dev/null 2>&1; then\n"
+        "{\n"
+        "if command -v perl >/dev/null 2>&1; then\n"
         f"  exec perl -e {shlex.quote(_PERL.strip())} -- {args}\n"
         "fi\n"
         f"set -- {args}\n"
         f"{_SHELL_FALLBACK.strip()}\n"
+        f"}} 3<<'{marker}'\n"
+        f"{variables}\n{script}\n{marker}\n"
     )
 
 
