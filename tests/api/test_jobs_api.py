@@ -186,6 +186,11 @@ def test_oversized_bodies_are_refused(api: Api) -> None:
     answer = api.post("/v1/jobs", json={"script": big_script})
     assert answer.status_code == 422
     assert answer.json()["details"][0]["field"] == "script"
+    # A command is one argument of bash -c, which the kernel caps at 128 KiB.
+    answer = api.post("/v1/jobs", json={"command": "true " + " " * (128 * 1024)})
+    assert answer.status_code == 422
+    assert answer.json()["details"][0]["field"] == "command"
+    assert "send it as a script" in answer.json()["message"]
 
 
 def test_oversized_streamed_bodies_are_refused(api: Api) -> None:

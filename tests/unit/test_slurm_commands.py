@@ -277,3 +277,18 @@ def test_the_batch_script_carries_the_script_and_variables_whole(tmp_path: Path,
     assert run_dir.script.read_text() == script
     ended = run_dir.outcome()
     assert ended is not None and ended.status.exit_code == 4
+
+
+def test_a_command_runs_with_bash_c_as_on_the_local_cluster(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.make()
+    command = "echo \"$0 $A\"; exit 3"
+    batch = tmp_path / "slurm_script"
+    batch.write_text(batch_script([], run_dir, ["/bin/bash", "-c", command], script=None,
+                                  env={"A": "a"}))
+    done = subprocess.run(["bash", str(batch)], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"]}, timeout=30, check=False)
+    assert (done.stdout, done.returncode) == ("/bin/bash a\n", 3)
+    assert not run_dir.script.exists()  # nothing to write for a command
+    # The command is in the batch script once.
+    assert batch.read_text().count("exit 3") == 1

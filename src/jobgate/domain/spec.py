@@ -17,6 +17,8 @@ from jobgate.domain.sbatch_names import from_sbatch_names
 from jobgate.errors import InvalidSpecError
 
 MAX_SCRIPT_BYTES = 1024 * 1024
+# A command is one argument of `bash -c`: the kernel refuses a longer one (E2BIG).
+MAX_COMMAND_BYTES = 128 * 1024 - 1
 MAX_TAGS = 64
 MAX_TAG_LENGTH = 128
 MAX_ENV_ENTRIES = 4096
@@ -89,6 +91,15 @@ class JobSpec(BaseModel):
         if value is not None and len(value.encode()) > MAX_SCRIPT_BYTES:
             raise InvalidSpecError("script", f"{len(value.encode())} bytes",
                                    f"larger than {MAX_SCRIPT_BYTES} bytes")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command_size(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) > MAX_COMMAND_BYTES:
+            raise InvalidSpecError("command", f"{len(value.encode())} bytes",
+                                   f"longer than {MAX_COMMAND_BYTES} bytes, the most one "
+                                   "argument of bash -c may hold: send it as a script")
         return value
 
     @field_validator("tags")

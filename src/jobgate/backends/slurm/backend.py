@@ -447,9 +447,10 @@ class SlurmBackend:
         elif not Path(job.working_directory).is_dir():
             raise BackendError(f"launch failed: the working directory "
                                f"{job.working_directory} does not exist")
-        script = job.spec.script if job.spec.script is not None else (job.spec.command or "")
-        argv = script_argv(script, run_dir.script) if job.spec.script is not None \
-            else ["/bin/bash", str(run_dir.script)]
+        script = job.spec.script
+        # A command runs with bash -c, as on the local cluster.
+        argv = script_argv(script, run_dir.script) if script is not None \
+            else ["/bin/bash", "-c", job.spec.command or ""]
         try:
             options = commands.sbatch_options(job, self.tag(job))
         except ValueError as exc:

@@ -10,14 +10,16 @@ while the wrapper does that work on the node that runs the job.
 Each run of a job has a directory on the file system shared with the compute
 nodes, `<job_dir>/<gateway>/runs/<job id>.<run>`, where the wrapper writes:
 
-- `script`: the user's script (or command), which it then runs;
+- `script`: the user's script, which it then runs (a command is run with
+  `bash -c`, as on the local cluster: no file);
 - `start` and `exit`: the epoch of the start, then the raw wait status, the
   epoch of the end and the CPU seconds used (user, system). They tell the
   outcome when Slurm no longer knows the job (no accounting, or gone from its
   memory).
 
 The data on descriptor 3: one line a variable, `KEY=VALUE` in hexadecimal (any
-name, any value: newlines too), an empty line, then the script as it is. The
+name, any value: newlines too), an empty line, then the script as it is (none
+for a command). The
 here-document's end marker is chosen to appear in no line of the script.
 
 The wrapper is a few lines of Perl (in Debian's Essential set, and on nearly every
@@ -54,9 +56,9 @@ unlink("$d/exit");
 if (open(my $in, "<&=", 3)) {
   while (my $l = <$in>) { chomp $l; last if $l eq "";
     my ($k, $v) = split(/=/, pack("H*", $l), 2); $ENV{$k} = $v if length $k; }
-  my $body = do { local $/; <$in> }; $body = "" unless defined $body; $body =~ s/\n\z//;
-  close $in;
-  if (open(my $f, ">", "$d/script")) { print $f $body; close $f; } }
+  my $body = do { local $/; <$in> }; close $in;
+  if (defined $body) { $body =~ s/\n\z//;
+    if (open(my $f, ">", "$d/script")) { print $f $body; close $f; } } }
 my @caught = qw(HUP INT QUIT USR1 USR2 ALRM TERM CONT);
 my $pid = 0;
 $SIG{$_} = sub { kill($_[0], -$pid) if $pid > 0 } for @caught;
@@ -86,7 +88,7 @@ while IFS= read -r line <&3 && [ -n "$line" ]; do
   printf -v kv '%b' "$hex"; export "$kv" 2>/dev/null
 done
 IFS= read -r -d '' body <&3; exec 3<&-
-printf '%s' "${body%$'\n'}" > "$d/script"
+[ -z "$body" ] || printf '%s' "${body%$'\n'}" > "$d/script"
 date +%s > "$d/start.tmp" && mv "$d/start.tmp" "$d/start"
 "$@" & pid=$!
 for s in HUP INT QUIT USR1 USR2 ALRM TERM CONT; do trap "kill -s $s $pid 2>/dev/null" $s; done
@@ -156,30 +158,31 @@ def script_argv(script: str, path: Path) -> list[str]:
     return ["/bin/bash", str(path)]
 
 
-def batch_script(options: list[str], run_dir: RunDir, argv: list[str], *, script: str,
-                 env: dict[str, str]) -> str:
+def batch_script(options: list[str], run_dir: RunDir, argv: list[str], *,
+                 script: str | None, env: dict[str, str]) -> str:
     """The script sbatch gets: the job's options as `#SBATCH` lines, then the
-    wrapper, which writes `script` into `run_dir` and runs it by `argv` with
+    wrapper, which writes `script` (if any) into `run_dir` and runs `argv` with
     `env` (see the module's docstring)."""
     directives = "".join(f"#SBATCH {option}\n" for option in options)
     args = " ".join(shlex.quote(a) for a in [str(run_dir.path), *argv])
     variables = "".join(f"{key}={value}".encode().hex() + "\n" for key, value in env.items())
-    lines = set(script.split("\n"))
+    lines = set(script.split("\n")) if script is not None else set()
     marker = "JOBGATE_DATA"
     while marker in lines:  # a script that holds the marker: another one
         marker = f"JOBGATE_DATA_{secrets.token_hex(8)}"
+    body = "" if script is None else f"{script}\n"  # the wrapper takes one \n off
     return (
         "#!/bin/bash\n"
         f"{directives}"
         "# jobgate: runs the job's script and records its end in the job's directory.\n"
         "{\n"
-        "if command -v perl >/dev/null 2>&1; then\n"
-        f"  exec perl -e {shlex.quote(_PERL.strip())} -- {args}\n"
-        "fi\n"
         f"set -- {args}\n"
+        "if command -v perl >/dev/null 2>&1; then\n"
+        f"  exec perl -e {shlex.quote(_PERL.strip())} -- \"$@\"\n"
+        "fi\n"
         f"{_SHELL_FALLBACK.strip()}\n"
         f"}} 3<<'{marker}'\n"
-        f"{variables}\n{script}\n{marker}\n"
+        f"{variables}\n{body}{marker}\n"
     )
 
 
