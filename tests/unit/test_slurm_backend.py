@@ -11,6 +11,7 @@ from test_slurm_poller import GATEWAY, ScriptedCluster, slurm_job
 from jobgate.backends.slurm import SlurmBackend
 from jobgate.backends.slurm.parsing import SlurmJob
 from jobgate.backends.slurm.poller import Tracked
+from jobgate.backends.slurm.transport import SlurmUnreachable
 from jobgate.config import ClusterConfig
 from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
@@ -65,3 +66,35 @@ def test_the_slurm_id_reaches_the_engine_before_anything_the_poller_sees(
     updates = backend.poll()
     assert [(u.state, u.native_id) for u in updates] == [
         (JobState.PENDING, "1001"), (JobState.RUNNING, "1001"), (JobState.COMPLETED, "1001")]
+
+
+class DownCluster(SubmittingCluster):
+    """The controller does not answer until `up` is set."""
+
+    up = False
+
+    def queue(self, comment_prefix: str = "") -> list[SlurmJob]:
+        if not self.up:
+            raise SlurmUnreachable("squeue: Unable to contact slurm controller")
+        return super().queue(comment_prefix)
+
+
+def test_a_job_waits_while_the_controller_does_not_answer(tmp_path: Path) -> None:
+    # Before its first hand-over the backend looks for the run in squeue (it may
+    # be there from before a restart): no answer is no reason to fail the job.
+    cluster = DownCluster()
+    backend = SlurmBackend(tmp_path / "home", config=ClusterConfig(
+        backend="slurm", gateway_id=GATEWAY, job_dir=str(tmp_path / "shared")),
+        transport=cluster)
+    backend.poller.start = lambda: None  # type: ignore[method-assign]
+    job = record(tmp_path)
+    update = backend.start(job)
+    assert (update.state, update.reason) == (JobState.PENDING, "ClusterUnreachable")
+    assert "sbatch" not in cluster.calls
+    # Hand-overs pause a while; once the controller answers, the job goes.
+    assert backend.select([job], [], datetime.now(UTC)).reasons == {1: "ClusterUnreachable"}
+    cluster.up = True
+    backend._paused_until = 0.0
+    assert backend.start(job).state is JobState.PENDING
+    backend.close()
+    assert "sbatch" in cluster.calls

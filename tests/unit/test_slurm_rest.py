@@ -190,9 +190,9 @@ def test_a_running_jobs_usage_and_its_batch_script_are_not_there() -> None:
      ConflictError, "already finished"),
     ("rest-update-access-denied-v0.0.38.json", 500, lambda r: r.set_time_limit("93", None),
      SlurmRefused, "may only lower"),
-    ("rest-submit-error-v0.0.38.json", 500, lambda r: r.submit("/b", "#!/bin/bash\n"),
+    ("rest-submit-error-v0.0.38.json", 500, lambda r: r.submit("#!/bin/bash\n"),
      SlurmRefused, "script"),
-    ("rest-submit-parse-error-v0.0.38.json", 400, lambda r: r.submit("/b", "#!/bin/bash\n"),
+    ("rest-submit-parse-error-v0.0.38.json", 400, lambda r: r.submit("#!/bin/bash\n"),
      SlurmRefused, "Unable to parse time"),
     ("rest-get-unknown-job-v0.0.38.json", 500, lambda r: r.signal("999999", "USR1"),
      ConflictError, "Invalid job id"),
@@ -206,7 +206,7 @@ def test_slurms_errors_are_classified(name: str, status: int, call: Callable[[An
 
 def test_a_held_submission_is_a_submission() -> None:
     rest, _ = transport((200, fixture("rest-submit-held-v0.0.38.json")))
-    assert rest.submit("/b", "#!/bin/bash\ntrue\n") == "92"
+    assert rest.submit("#!/bin/bash\ntrue\n") == "92"
 
 
 def test_a_refused_token_is_fetched_again_once() -> None:
@@ -233,7 +233,7 @@ def test_a_submission_is_never_sent_twice() -> None:
     tokens = Renewable()
     rest, recorded = transport((500, fixture("rest-bad-token-v0.0.38.json")), tokens=tokens)
     with pytest.raises(SlurmUnreachable):
-        rest.submit("/b", "#!/bin/bash\ntrue\n")
+        rest.submit("#!/bin/bash\ntrue\n")
     assert len(recorded.requests) == 1 and tokens.renewed == 1  # a fresh one next time
 
 
@@ -321,7 +321,9 @@ def record(**fields: Any) -> JobRecord:
 
 def generated_script(job: JobRecord) -> str:
     options = commands.sbatch_options(job, Tag("gw1", job.id, job.requeue_count))
-    return batch_script(options, RunDir(Path("/r/7.0")), ["/bin/bash", "/r/7.0/script"])
+    return batch_script(options, RunDir(Path("/r/7.0")), ["/bin/bash", "/r/7.0/script"],
+                        script="#SBATCH --constraint=not-an-option-here\ntrue",
+                        env={"A": "1"})
 
 
 def test_the_sbatch_options_become_the_job_description() -> None:
@@ -357,7 +359,7 @@ def test_a_submission_posts_the_script_and_its_description() -> None:
     rest, recorded = transport((200, '{"errors": [], "job_id": 27, "step_id": "BATCH"}'))
     rest.base_env = {"PATH": "/opt/bin:/usr/bin", "HOME": "/root", "SECRET": "x",
                      "LC_ALL": "C.UTF-8"}
-    assert rest.submit("/r/7.0/batch.sh", script) == "27"
+    assert rest.submit(script) == "27"
     sent = json.loads(recorded.requests[0].content)
     assert sent["script"] == script
     env = sent["job"]["environment"]

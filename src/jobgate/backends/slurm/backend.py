@@ -200,7 +200,12 @@ class SlurmBackend:
 
     def start(self, job: JobRecord) -> JobUpdate:
         tag = self.tag(job)
-        adopted = self._adopt_by_tag(job, tag)
+        try:
+            adopted = self._adopt_by_tag(job, tag)
+        except SlurmUnreachable as exc:
+            # Not known whether the run is in Slurm already: it waits, and the
+            # look is made again once the controller answers.
+            return self._unreachable(job, exc)
         if adopted is not None:
             if self._cancel_requested(tag) and adopted.native_id is not None:
                 self._cancel_native(adopted.native_id)
@@ -244,12 +249,7 @@ class SlurmBackend:
         try:
             native_id = self.transport.submit(self._prepare(job, run_dir))
         except SlurmUnreachable as exc:
-            # The job may exist nonetheless: look before the next try.
-            self._paused_until = time.monotonic() + UNREACHABLE_PAUSE
-            self._checked_queue = False
-            log.warning("cluster %s: sbatch for job %s: %s", self.cluster, job.id, exc.message)
-            return JobUpdate(job.id, JobState.PENDING, reason="ClusterUnreachable",
-                             run=job.requeue_count)
+            return self._unreachable(job, exc)  # it may exist nonetheless
         except SlurmRefused as exc:
             return JobUpdate(job.id, JobState.FAILED, reason=f"Slurm refused the job: "
                              f"{exc.message}"[:256], run=job.requeue_count)
@@ -409,20 +409,30 @@ class SlurmBackend:
                                   submit_time=job.submit_time, since=time.monotonic()))
         self.poller.start()
 
+    def _unreachable(self, job: JobRecord, exc: SlurmUnreachable) -> JobUpdate:
+        """The job stays PENDING, and hand-overs pause a while: the controller
+        did not answer. The queue is looked at again before the next try."""
+        self._paused_until = time.monotonic() + UNREACHABLE_PAUSE
+        self._checked_queue = False
+        log.warning("cluster %s: job %s: %s", self.cluster, job.id, exc.message)
+        return JobUpdate(job.id, JobState.PENDING, reason="ClusterUnreachable",
+                         run=job.requeue_count)
+
     def _adopt_by_tag(self, job: JobRecord, tag: Tag) -> JobUpdate | None:
         """The update for a run already in Slurm, if it is: submitted by this
         process, or found in a squeue taken since this process (re)started or
-        since an sbatch failed to answer."""
+        since an sbatch failed to answer.
+
+        Raises:
+            SlurmUnreachable: that squeue could not be taken.
+        """
         with self._lock:
             native_id = self._submitted.get(tag)
         if native_id is not None:
             return JobUpdate(job.id, JobState.PENDING, native_id=native_id,
                              run=job.requeue_count)
         if not self._checked_queue:
-            try:
-                self.poller.refresh()
-            except SlurmUnreachable as exc:
-                raise BackendError(f"cluster {self.cluster}: {exc.message}") from exc
+            self.poller.refresh()
             self._checked_queue = True
         found: SlurmJob | None = self.poller.snapshot.jobs.get(tag)
         if found is None:
