@@ -69,3 +69,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def client(server: LiveServer) -> Iterator[Client]:
     with Client(server.url, server.token) as c:
         yield c
+
+
+SLURM_KINDS = ("slurm", "slurm-rest")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the real Slurm cluster run one after another on one worker
+    (`make test` passes --dist loadgroup): the outage drills stop the cluster,
+    cancel every job and change its configuration, which fails any Slurm test
+    running beside them. The other tests spread over the other workers."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        kind = callspec.params.get("kind") if callspec is not None else None
+        if kind in SLURM_KINDS or "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
