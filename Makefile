@@ -38,7 +38,7 @@ lint: $(VENV)/.installed-test
 
 # Three workers: most tests wait on processes, Slurm or the network, not the CPU.
 test: $(VENV)/.installed-test services lint
-	$(BIN)/python -m pytest -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -n 3
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
