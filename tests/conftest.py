@@ -17,7 +17,6 @@ if str(Path(__file__).parent) not in sys.path:
 
 from jobgate import Client
 from server_process import LiveServer, live_server
-from slurm_cluster import slurm_turn
 
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
@@ -70,30 +69,3 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def client(server: LiveServer) -> Iterator[Client]:
     with Client(server.url, server.token) as c:
         yield c
-
-
-SLURM_KINDS = ("slurm", "slurm-rest")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "slurm_exclusive: runs while no other test uses the Slurm cluster")
-
-
-def _uses_slurm(item: pytest.Item) -> bool:
-    callspec = getattr(item, "callspec", None)
-    kind = callspec.params.get("kind") if callspec is not None else None
-    return kind in SLURM_KINDS or "slurm_cluster" in getattr(item, "fixturenames", ())
-
-
-@pytest.fixture(autouse=True)
-def _slurm_turn(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Tests on the real Slurm cluster run beside each other, but never beside
-    an outage drill (marked slurm_exclusive), which stops the cluster, cancels
-    every job and switches accounting off: a lock across the test workers."""
-    if not _uses_slurm(request.node):
-        yield
-        return
-    # Released after the test's own teardown (this fixture is set up first).
-    with slurm_turn(exclusive=request.node.get_closest_marker("slurm_exclusive") is not None):
-        yield

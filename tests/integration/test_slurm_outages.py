@@ -25,9 +25,6 @@ from slurm_cluster import SCRIPT, slurm_cluster
 
 __all__ = ["slurm_cluster"]
 
-# Each stops or reconfigures the cluster under every job on it (tests/conftest.py).
-pytestmark = pytest.mark.slurm_exclusive
-
 
 def slurm(*args: str, **env: str) -> None:
     done = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
