@@ -439,6 +439,14 @@ cmd_status() {
   command -v scontrol >/dev/null 2>&1 && ctld_up && node_ok
 }
 
+# One `up` or `down` at a time: two at once (test workers starting the cluster
+# together) would each start a slurmrestd, and the second would hold its port.
+# flock -o: the daemons started below must not inherit the lock.
+if [ -z "${SLURM_SH_LOCKED:-}" ] && { [ "${1:-}" = up ] || [ "${1:-}" = down ]; }; then
+  mkdir -p $RUN
+  SLURM_SH_LOCKED=1 exec flock -o $RUN/slurm.sh.lock bash "$0" "$@"
+fi
+
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;

@@ -4,7 +4,9 @@ last known state (or UNKNOWN) meanwhile, never a wrong final state, and
 converges afterwards.
 
 These tests restart the cluster's daemons; each puts back the default
-configuration at its end."""
+configuration at its end. They cancel every job and switch accounting off, so
+whatever Slurm test ran beside them would fail: `make test` runs them apart,
+after the rest (the slurm_drill mark)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from jobgate.config import Settings
 from slurm_cluster import SCRIPT, slurm_cluster
 
 __all__ = ["slurm_cluster"]
+
+pytestmark = pytest.mark.slurm_drill
 
 
 def slurm(*args: str, **env: str) -> None:
