@@ -77,6 +77,19 @@ def test_times_come_back_utc_aware(sessions: sessionmaker[Session]) -> None:
         assert row.submit_time == T0  # microseconds survive too
 
 
+def test_json_columns_come_back_as_written(sessions: sessionmaker[Session]) -> None:
+    # Written by orjson, save what it refuses (an integer past 64 bits);
+    # non-string keys become strings, as json.dumps makes them.
+    allocation = {"cpus": [0, 1], "big": 2**70, "small": -(2**63), "ratio": 0.5,
+                  "text": "é\u2028\n", 3: None}
+    job_id = add(sessions, allocation=allocation, spec={"command": "true", "n": 2**64})
+    with sessions() as session:
+        row = JobRepository(session).get(job_id)
+        assert row is not None
+        assert row.allocation == {**{k: v for k, v in allocation.items() if k != 3}, "3": None}
+        assert row.spec == {"command": "true", "n": 2**64}
+
+
 def test_first_event_and_record(sessions: sessionmaker[Session]) -> None:
     job_id = add(sessions, tags=["x", "y"])
     with sessions() as session:

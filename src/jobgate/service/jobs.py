@@ -78,6 +78,7 @@ class JobService:
         self.readers = readers or sessions
         self.settings = settings
         self.backends = backends
+        self._resolved_parents: dict[str, str] = {}
         self.wake_engine = wake_engine
         # Told the ids of deleted jobs that have just ended (a forced delete of
         # an active job), whose files can go now (see service/deletion.py).
@@ -111,8 +112,10 @@ class JobService:
             record = self._write(session, spec, cluster, partition, user, utcnow())
             if on_record is not None:
                 on_record(session, record)
-        # The engine need not load again the job it is handed here.
-        self.wake_engine([] if spec.array else [record])
+        # The engine need not load again the job it is handed here; a held job
+        # waits for its release, which wakes the engine itself.
+        if not spec.hold:
+            self.wake_engine([] if spec.array else [record])
         return record
 
     def _commit_plain(self, items: Sequence[Submission]) -> list[JobRecord]:
@@ -155,8 +158,9 @@ class JobService:
         now = utcnow()
         with self.sessions.begin() as session:
             records = self._write_many(session, checked, user, now)
-        self.wake_engine([r for r, (spec, _, _) in zip(records, checked, strict=True)
-                          if not spec.array])
+        if any(not spec.hold for spec, _, _ in checked):
+            self.wake_engine([r for r, (spec, _, _) in zip(records, checked, strict=True)
+                              if not spec.array and not spec.hold])
         return records
 
     def _write_many(self, session: Session, checked: Sequence[tuple[JobSpec, str, str]],
@@ -269,8 +273,10 @@ class JobService:
         with its id), by column; `resolved` keeps the parent directories resolved
         for a job of a batch, for the next."""
         backend = self.backends[job["cluster"]]
-        workdir = resolve_path(spec.working_directory
-                               or backend.default_working_directory(job["id"]), resolved)
+        if spec.working_directory is None:
+            workdir = self._default_directory(backend.default_working_directory(job["id"]))
+        else:
+            workdir = resolve_path(spec.working_directory, resolved)
         paths = {"working_directory": workdir}
         for key, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
                              ("standard_error", spec.stderr or DEFAULT_STDERR)):
@@ -279,6 +285,16 @@ class JobService:
                 working_directory=workdir, array_job_id=job["array_job_id"],
                 array_task_id=job["array_task_id"])
         return paths
+
+    def _default_directory(self, path: str) -> str:
+        """A backend's directory for a job, resolved: its parent once for good
+        (the gateway's own, which does not move), and its last part, the job's
+        id, taken as it is (the gateway makes it when the job starts)."""
+        parent, name = os.path.split(path)
+        resolved = self._resolved_parents.get(parent)
+        if resolved is None:
+            resolved = self._resolved_parents[parent] = str(Path(parent).resolve())
+        return os.path.join(resolved, name)
 
     # -- read -----------------------------------------------------------------
 

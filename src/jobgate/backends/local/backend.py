@@ -124,7 +124,7 @@ class LocalBackend:
 
     def default_working_directory(self, job_id: int) -> str:
         # Made by the daemon at launch: a mkdir costs as much as a submit here.
-        return str(self.jobs_dir / str(job_id))
+        return f"{self.jobs_dir}/{job_id}"
 
     def start(self, job: JobRecord) -> JobUpdate:
         run_dir = self._dir(job)

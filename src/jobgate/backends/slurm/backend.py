@@ -175,7 +175,7 @@ class SlurmBackend:
             raise InvalidSpecError("gpus", spec.gpus, f"the cluster has {gpus} GPU(s) in all")
 
     def default_working_directory(self, job_id: int) -> str:
-        return str(self.root / "jobs" / str(job_id))
+        return f"{self.root}/jobs/{job_id}"
 
     def partitions(self) -> list[PartitionConfig]:
         """The partitions jobs may ask for: those configured for this cluster, or
