@@ -48,6 +48,10 @@ class ClusterConfig(BaseModel):
     cpus: int | None = Field(None, ge=1)
     memory: int | None = Field(None, ge=1)
     gpus: int | None = Field(None, ge=0)
+    # The local cluster holds a job to its memory with a cgroup of its own where
+    # the machine lets the job daemon make one (the kernel stops it at the
+    # limit); else, or when false, by sampling its processes' RSS.
+    memory_cgroup: bool = True
     # Slurm clusters (backend = "slurm"): "cli" runs Slurm's commands on this host;
     # job_dir is shared with the compute nodes (default: under the home); the
     # gateway id tags this gateway's jobs (default: made once, kept in the home);

@@ -336,7 +336,8 @@ def test_memory_beyond_the_limit_is_out_of_memory(harness: Harness, kind: str) -
     end = harness.final(harness.run(command=grab, memory=64))
     assert end.state is JobState.OUT_OF_MEMORY
     if kind == "local":  # Slurm's cgroup says so itself; its usage is in its accounting
-        assert end.data["max_rss_kib"] > 64 * 1024
+        # Up to its limit (a cgroup), or past it (sampled): tests/contract/test_local_memory.py
+        assert end.data["max_rss_kib"] > 32 * 1024
 
 
 def test_verbs_on_a_job_that_is_gone_conflict(harness: Harness) -> None:

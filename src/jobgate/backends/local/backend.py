@@ -259,6 +259,7 @@ class LocalBackend:
             "open_mode": "ab" if job.requeue_count else "wb",
             "time_limit": job.time_limit,
             "memory_limit": job_memory(job.memory, job.memory_per_cpu, job.cpus) or None,
+            "memory_cgroup": self.config.memory_cgroup,
             "cpus": self._affinity(job),
             "kill_wait": self.kill_wait,
         }

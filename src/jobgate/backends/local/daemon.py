@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import queue
@@ -122,6 +123,105 @@ def rss_by_process_group() -> dict[int, int]:
     return totals
 
 
+class MemoryCgroups:
+    """Memory limits the kernel enforces: a cgroup of its own for each job that
+    has one, made under the daemon's own memory cgroup (cgroup v1, or v2 where
+    the daemon may enable the memory controller below its cgroup). A job enters
+    its cgroup before it execs, so nothing it starts escapes the limit; going
+    past it, the kernel's OOM killer acts at once, where sampling the RSS every
+    MEMORY_SAMPLE_INTERVAL would let a fast allocation through first."""
+
+    def __init__(self, parent: Path, version: int) -> None:
+        self.parent = parent  # <the daemon's memory cgroup>/jobgate-<home's tag>
+        self.version = version
+
+    @classmethod
+    def find(cls, tag: str) -> MemoryCgroups | None:
+        """The job cgroups' parent, made if need be; None when this machine does
+        not let this process make memory cgroups."""
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        found = {}
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            found[controllers] = path
+        for controllers, path in found.items():
+            if "memory" in controllers.split(","):  # v1
+                return cls._made(Path("/sys/fs/cgroup/memory") / path.lstrip("/") / tag, 1)
+        own = Path("/sys/fs/cgroup") / found.get("", "/").lstrip("/")
+        try:
+            if "memory" not in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split():
+                return None
+            if "memory" not in (own / "cgroup.subtree_control").read_text().split():
+                # Refused (EBUSY) while this cgroup holds processes, unless it is the root.
+                (own / "cgroup.subtree_control").write_text("+memory")
+        except OSError:
+            return None
+        return cls._made(own / tag, 2)
+
+    @classmethod
+    def _made(cls, parent: Path, version: int) -> MemoryCgroups | None:
+        try:
+            parent.mkdir(exist_ok=True)
+            if version == 2:
+                (parent / "cgroup.subtree_control").write_text("+memory")
+        except OSError:
+            return None
+        return cls(parent, version)
+
+    def make(self, name: str, limit_kib: int) -> Path:
+        """A job's cgroup, its limit set (swap included where the kernel counts it)."""
+        path = self.parent / name
+        path.mkdir(exist_ok=True)
+        limit = str(limit_kib * 1024)
+        if self.version == 1:
+            (path / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # no swap accounting: no swap limit
+                (path / "memory.memsw.limit_in_bytes").write_text(limit)
+        else:
+            (path / "memory.max").write_text(limit)
+            with contextlib.suppress(OSError):
+                (path / "memory.swap.max").write_text("0")
+        return path
+
+    def argv(self, path: Path, argv: list[str]) -> list[str]:
+        """`argv`, run by a shell that first moves itself into the cgroup (a
+        spawn cannot): the job keeps its pid, and all it starts is inside."""
+        return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(path), *argv]
+
+    def ended(self, path: Path) -> tuple[bool, int]:
+        """(whether the kernel killed for memory in it, peak KiB or 0)."""
+        events = "memory.oom_control" if self.version == 1 else "memory.events"
+        peak = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        killed = False
+        with contextlib.suppress(OSError, ValueError):
+            for line in (path / events).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                killed = killed or (key == "oom_kill" and int(value) > 0)
+        try:
+            return killed, int((path / peak).read_text()) // 1024
+        except (OSError, ValueError):
+            return killed, 0
+
+    def remove(self, path: Path) -> None:
+        """Remove a job's cgroup; left in place while a process of the job
+        lingers (it goes at the daemon's next sweep)."""
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+    def sweep(self, leaving: bool = False) -> None:
+        """Remove the cgroups of jobs that have ended, and the parent too when
+        the daemon leaves with none left."""
+        with contextlib.suppress(OSError):
+            for path in self.parent.iterdir():
+                if path.is_dir():
+                    self.remove(path)
+        if leaving:
+            self.remove(self.parent)
+
+
 @dataclass
 class Run:
     """One running job; its process group id is its pid."""
@@ -140,6 +240,7 @@ class Run:
     suspended_since: float | None = None
     suspended_total: float = 0.0
     max_rss_kib: int = 0
+    cgroup: Path | None = None  # where the kernel enforces its memory limit
 
     def limit_at(self) -> float | None:
         """When the time limit runs out; suspended time does not count."""
@@ -179,6 +280,7 @@ class Daemon:
         self.results: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.in_flight = 0  # tasks given to workers whose result is not collected
         self.wake_write = -1
+        self.cgroups: MemoryCgroups | None = None
 
     def serve(self) -> None:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +290,11 @@ class Daemon:
         except BlockingIOError:
             return  # another daemon serves this home
         pid = os.getpid()
+        # One parent cgroup per home: two daemons of two homes never meet there.
+        self.cgroups = MemoryCgroups.find(
+            "jobgate-" + hashlib.sha256(str(self.runs_dir).encode()).hexdigest()[:12])
+        if self.cgroups is not None:
+            self.cgroups.sweep()  # left by a daemon that ended before its jobs
         write_json_atomic(self.runs_dir / "daemon.json", {
             "id": self.identity, "pid": pid, "start_ticks": proc_start_ticks(pid),
         })
@@ -235,6 +342,8 @@ class Daemon:
                 path.unlink(missing_ok=True)
                 self._accept(server)
                 if not self.clients:
+                    if self.cgroups is not None:
+                        self.cgroups.sweep(leaving=True)
                     return
                 idle_since = time.monotonic()
 
@@ -369,28 +478,46 @@ class Daemon:
             os.close(record)
         if path.with_name(path.name + ".cancel").exists():
             return self._finish(path, start_iso, None, {"cancelled": True, "never_started": True})
+        memory = launch.get("memory_limit")
+        limit_kib = memory * 1024 if memory else None
+        cgroup = self._cgroup_for(path, launch, limit_kib)
         try:
-            proc = self._spawn(path, launch)
+            proc = self._spawn(path, launch, cgroup)
         except Exception as exc:
-            return self._finish(path, start_iso, None, {"launch_error": f"{exc}"})
-        return ("running", path, launch, proc, start_iso, time.monotonic())
+            return self._finish(path, start_iso, None, {"launch_error": f"{exc}"},
+                                cgroup=cgroup)
+        return ("running", path, launch, proc, start_iso, time.monotonic(), limit_kib, cgroup)
+
+    def _cgroup_for(self, path: Path, launch: dict[str, Any], limit_kib: int | None
+                    ) -> Path | None:
+        """The run's memory cgroup, when it has a limit and the machine allows
+        one (its RSS is sampled otherwise)."""
+        if limit_kib is None or self.cgroups is None or not launch.get("memory_cgroup", True):
+            return None
+        try:
+            return self.cgroups.make(path.name, limit_kib)
+        except OSError:
+            traceback.print_exc()
+            return None
 
     def _running(self, path: Path, launch: dict[str, Any], proc: subprocess.Popen[bytes],
-                 start_iso: str, started_mono: float) -> None:
-        memory = launch.get("memory_limit")
+                 start_iso: str, started_mono: float, limit_kib: int | None,
+                 cgroup: Path | None) -> None:
         run = Run(path=path, launch=launch, proc=proc, started_mono=started_mono,
                   start_iso=start_iso, time_limit=launch.get("time_limit"),
-                  memory_limit_kib=memory * 1024 if memory else None)
+                  memory_limit_kib=limit_kib, cgroup=cgroup)
         self.runs[str(path)] = run
         self.by_pid[proc.pid] = run
-        if run.memory_limit_kib is not None and self.next_sample is None:
+        # Sampled only where no cgroup holds the job to its limit.
+        if limit_kib is not None and cgroup is None and self.next_sample is None:
             self.next_sample = time.monotonic() + MEMORY_SAMPLE_INTERVAL
         for order in self.spawning.pop(str(path), []):
             self._apply(run, order)
         if proc.pid in self.reaped_early:
             self._ended(run, *self.reaped_early.pop(proc.pid))
 
-    def _spawn(self, path: Path, launch: dict[str, Any]) -> subprocess.Popen[bytes]:
+    def _spawn(self, path: Path, launch: dict[str, Any], cgroup: Path | None
+               ) -> subprocess.Popen[bytes]:
         if launch.get("script") is not None:
             path.with_name(path.name + ".script").write_text(launch["script"])
         if launch.get("create_cwd"):
@@ -401,18 +528,22 @@ class Daemon:
             # A child inherits its parent's CPUs from the first instant: pin
             # ourselves while we spawn, so nothing of the job ever runs elsewhere.
             os.sched_setaffinity(0, launch["cpus"])
+        argv = launch["argv"]
+        if cgroup is not None and self.cgroups is not None:
+            argv = self.cgroups.argv(cgroup, argv)
         try:
-            return self._popen(launch, mode)
+            return self._popen(launch, argv, mode)
         finally:
             os.sched_setaffinity(0, own_cpus)
 
-    def _popen(self, launch: dict[str, Any], mode: str) -> subprocess.Popen[bytes]:
+    def _popen(self, launch: dict[str, Any], argv: list[str], mode: str
+               ) -> subprocess.Popen[bytes]:
         with _output(launch["stdout"], mode) as out:
             err = out if launch["stderr"] == launch["stdout"] else _output(launch["stderr"], mode)
             try:
                 # Its own process group: signals reach the whole job tree, never us.
                 proc = subprocess.Popen(
-                    launch["argv"], cwd=launch["cwd"], env=launch["env"],
+                    argv, cwd=launch["cwd"], env=launch["env"],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, process_group=0,
                     restore_signals=True,
                 )
@@ -442,6 +573,10 @@ class Daemon:
         run.proc.returncode = os.waitstatus_to_exitcode(status)
         if run.suspended_since is not None:
             run.suspended_total += time.monotonic() - run.suspended_since
+        if run.cgroup is not None and self.cgroups is not None:
+            killed, peak_kib = self.cgroups.ended(run.cgroup)
+            run.out_of_memory = run.out_of_memory or killed
+            run.max_rss_kib = max(run.max_rss_kib, peak_kib)
         outcome = {
             "cancelled": run.cancelled,
             "timed_out": run.timed_out,
@@ -453,11 +588,11 @@ class Daemon:
             "max_rss_kib": max(usage.ru_maxrss, run.max_rss_kib),
             "suspended_seconds": round(run.suspended_total, 3),
         }
-        path, start = run.path, run.start_iso
-        self._give(path, lambda: self._finish(path, start, pid, outcome, end_iso))
+        path, start, cgroup = run.path, run.start_iso, run.cgroup
+        self._give(path, lambda: self._finish(path, start, pid, outcome, end_iso, cgroup))
 
     def _finish(self, path: Path, start: str, pid: int | None, outcome: dict[str, Any],
-                end_iso: str | None = None) -> tuple[Any, ...]:
+                end_iso: str | None = None, cgroup: Path | None = None) -> tuple[Any, ...]:
         """Record how a run ended, durably (worker thread); then the gateway is told."""
         record = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -466,6 +601,8 @@ class Daemon:
             os.fsync(record)
         finally:
             os.close(record)
+        if cgroup is not None and self.cgroups is not None:
+            self.cgroups.remove(cgroup)
         return ("ended", path, None)
 
     def _timers(self) -> None:
@@ -482,7 +619,8 @@ class Daemon:
             self._sample_memory()
 
     def _sample_memory(self) -> None:
-        limited = [run for run in self.runs.values() if run.memory_limit_kib is not None]
+        limited = [run for run in self.runs.values()
+                   if run.memory_limit_kib is not None and run.cgroup is None]
         if not limited:
             self.next_sample = None
             return
