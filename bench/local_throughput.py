@@ -11,11 +11,15 @@ of a `jobgate serve` (single submits over --concurrency connections), timed from
 the first submit until all are final. Latency:
 K jobs one at a time on the idle cluster; submit -> RUNNING from the ledger's
 times, and process exit -> final state committed (visible through the API).
+First it prints what a file create costs now (see create_cost): it sets how
+much of the ceiling the jobs can reach, since a job creates more files than the
+ceiling's child does.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -68,6 +72,19 @@ def ceiling(n: int, root: Path) -> float:
     for thread in threads:
         thread.join()
     return time.perf_counter() - start
+
+
+def create_cost(root: Path, n: int = 500) -> float:
+    """Seconds of CPU one file create costs here now. Each job creates files (its
+    run record, its directory, its output), and so does the ceiling (its two
+    outputs); on ext4 without a journal a create scans the inodes deleted in the
+    last seconds, so after a mass deletion (a test run, a bench's clean-up) it
+    costs 10-25 times more for a while, and every figure moves with it."""
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.process_time()
+    for i in range(n):
+        os.close(os.open(root / str(i), os.O_CREAT | os.O_WRONLY, 0o644))
+    return (time.process_time() - start) / n
 
 
 def through_service(n: int, home: Path, batch: int = 1) -> float:
@@ -156,6 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        create = create_cost(root / "creates")
         base = ceiling(args.n, root / "ceiling")
         rows = [("spawn ceiling (sh -c true, 2 threads)", base)]
         rows.append(("JobService.submit -> all final", through_service(args.n, root / "svc")))
@@ -165,6 +183,7 @@ def main() -> None:
             rows.append((f"POST /v1/jobs (c{args.concurrency}) -> all final",
                          through_http(args.n, root / "http", args.concurrency)))
         to_running, to_final = latency(args.latency_jobs, root / "lat")
+    print(f"file create on this file system now: {create * 1e6:.0f} us of CPU")
     print(f"{'what':<40}{'jobs':>6}{'seconds':>9}{'jobs/s':>8}{'of ceiling':>12}")
     for what, seconds in rows:
         print(f"{what:<40}{args.n:>6}{seconds:>9.2f}{args.n / seconds:>8.0f}"
