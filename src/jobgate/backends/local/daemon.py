@@ -191,19 +191,15 @@ class MemoryCgroups:
         spawn cannot): the job keeps its pid, and all it starts is inside."""
         return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(path), *argv]
 
-    def ended(self, path: Path) -> tuple[bool, int]:
-        """(whether the kernel killed for memory in it, peak KiB or 0)."""
+    def oom_killed(self, path: Path) -> bool:
+        """Whether the kernel killed a process of the cgroup for its memory."""
         events = "memory.oom_control" if self.version == 1 else "memory.events"
-        peak = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
-        killed = False
         with contextlib.suppress(OSError, ValueError):
             for line in (path / events).read_text().splitlines():
                 key, _, value = line.partition(" ")
-                killed = killed or (key == "oom_kill" and int(value) > 0)
-        try:
-            return killed, int((path / peak).read_text()) // 1024
-        except (OSError, ValueError):
-            return killed, 0
+                if key == "oom_kill" and int(value) > 0:
+                    return True
+        return False
 
     def remove(self, path: Path) -> None:
         """Remove a job's cgroup; left in place while a process of the job
@@ -508,8 +504,7 @@ class Daemon:
                   memory_limit_kib=limit_kib, cgroup=cgroup)
         self.runs[str(path)] = run
         self.by_pid[proc.pid] = run
-        # Sampled only where no cgroup holds the job to its limit.
-        if limit_kib is not None and cgroup is None and self.next_sample is None:
+        if limit_kib is not None and self.next_sample is None:
             self.next_sample = time.monotonic() + MEMORY_SAMPLE_INTERVAL
         for order in self.spawning.pop(str(path), []):
             self._apply(run, order)
@@ -574,9 +569,7 @@ class Daemon:
         if run.suspended_since is not None:
             run.suspended_total += time.monotonic() - run.suspended_since
         if run.cgroup is not None and self.cgroups is not None:
-            killed, peak_kib = self.cgroups.ended(run.cgroup)
-            run.out_of_memory = run.out_of_memory or killed
-            run.max_rss_kib = max(run.max_rss_kib, peak_kib)
+            run.out_of_memory = run.out_of_memory or self.cgroups.oom_killed(run.cgroup)
         outcome = {
             "cancelled": run.cancelled,
             "timed_out": run.timed_out,
@@ -619,8 +612,7 @@ class Daemon:
             self._sample_memory()
 
     def _sample_memory(self) -> None:
-        limited = [run for run in self.runs.values()
-                   if run.memory_limit_kib is not None and run.cgroup is None]
+        limited = [run for run in self.runs.values() if run.memory_limit_kib is not None]
         if not limited:
             self.next_sample = None
             return
@@ -629,8 +621,10 @@ class Daemon:
         for run in limited:
             used = rss.get(run.proc.pid, 0)
             run.max_rss_kib = max(run.max_rss_kib, used)
-            if run.memory_limit_kib is not None and used > run.memory_limit_kib \
-                    and not run.out_of_memory:
+            # In a cgroup the kernel stops the job (an RSS also counts shared
+            # file pages, which a cgroup does not): sampled for its figure only.
+            if run.cgroup is None and run.memory_limit_kib is not None \
+                    and used > run.memory_limit_kib and not run.out_of_memory:
                 # Like the kernel's OOM killer: no grace period.
                 run.out_of_memory = True
                 run.signal(signal.SIGKILL)
