@@ -318,7 +318,7 @@ start_accounting() {
 start_slurm() {
   if [ "$CHANGED_SLURM" = 1 ]; then
     # A changed config (auth plugins above all) needs fresh daemons.
-    stop_pid slurmrestd $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd 5
+    stop_rest
     stop_pid slurmd $RUN/slurmd.pid /usr/sbin/slurmd 20
     stop_pid slurmctld $RUN/slurmctld.pid /usr/sbin/slurmctld 30
   fi
@@ -341,22 +341,43 @@ start_slurm() {
   fi
 }
 
+# slurmrestd runs under a loop that starts it again one second after it ends, as
+# systemd's Restart= would: a test run once lost it midway (it left no word in
+# its log nor in dmesg) and every REST test after that failed. The loop logs
+# each end with its exit status.
 start_rest() {
-  local oas rest_up
+  local oas
   if alive $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd; then return 0; fi
-  rm -f $REST_RUN/slurmrestd.pid
-  # Not as root nor SlurmUser (refused); SLURM_JWT=daemon or every token is rejected;
-  # openapi/dbv0.0.38 is fatal without slurmdbd.
-  oas=openapi/v0.0.38; [ "$SLURM_ACCOUNTING" = dbd ] && oas=$oas,openapi/dbv0.0.38
-  runuser -u slurmrestd -- env SLURM_JWT=daemon bash -c \
-    "exec setsid /usr/sbin/slurmrestd -a rest_auth/jwt -s $oas 127.0.0.1:$SLURM_REST_PORT \
-       >> $REST_LOG/slurmrestd.log 2>&1 < /dev/null & echo \$! > $REST_RUN/slurmrestd.pid"
-  # Unauthenticated -> 401 once it listens; stop waiting if it died.
+  if ! alive $REST_RUN/supervisor.pid /usr/bin/bash; then
+    rm -f $REST_RUN/slurmrestd.pid $REST_RUN/supervisor.pid
+    # Not as root nor SlurmUser (refused); SLURM_JWT=daemon or every token is rejected;
+    # openapi/dbv0.0.38 is fatal without slurmdbd.
+    oas=openapi/v0.0.38; [ "$SLURM_ACCOUNTING" = dbd ] && oas=$oas,openapi/dbv0.0.38
+    cat > $REST_RUN/supervise.sh <<EOF
+echo \$\$ > $REST_RUN/supervisor.pid
+while :; do
+  /usr/sbin/slurmrestd -a rest_auth/jwt -s $oas 127.0.0.1:$SLURM_REST_PORT &
+  echo \$! > $REST_RUN/slurmrestd.pid
+  wait \$!; rc=\$?
+  echo "[\$(date +%FT%T)] slurmrestd exited with status \$rc: starting it again in 1 s"
+  sleep 1
+done
+EOF
+    chmod 0644 $REST_RUN/supervise.sh
+    runuser -u slurmrestd -- env SLURM_JWT=daemon bash -c \
+      "exec setsid bash $REST_RUN/supervise.sh >> $REST_LOG/slurmrestd.log 2>&1 < /dev/null &"
+  fi
+  # Unauthenticated -> 401 once it listens.
   rest_up() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SLURM_REST_PORT/openapi/v3")" = 401 ] \
-              || ! alive $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd; }
-  wait_for "$TIMEOUT" rest_up && alive $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd \
-    || { tail -5 $REST_LOG/slurmrestd.log; die "slurmrestd did not come up"; }
+              && alive $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd; }
+  wait_for "$TIMEOUT" rest_up || { tail -5 $REST_LOG/slurmrestd.log; die "slurmrestd did not come up"; }
   log "slurmrestd started on 127.0.0.1:$SLURM_REST_PORT"
+}
+
+# The loop first, so that it does not start slurmrestd again.
+stop_rest() {
+  stop_pid "slurmrestd's loop" $REST_RUN/supervisor.pid /usr/bin/bash 5
+  stop_pid slurmrestd $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd 5
 }
 
 cmd_up() {
@@ -402,7 +423,7 @@ cmd_down() {
       done
     fi
   fi
-  stop_pid slurmrestd $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd 5
+  stop_rest
   stop_pid slurmd $RUN/slurmd.pid /usr/sbin/slurmd 20
   stop_pid slurmctld $RUN/slurmctld.pid /usr/sbin/slurmctld 30
   if [ "$purge" = 1 ]; then
