@@ -5,7 +5,6 @@ samples the RSS of the job's processes and kills it once past the limit."""
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pytest
 from backend_harness import Harness
 
 from jobgate.backends.local import LocalBackend
-from jobgate.backends.local.daemon import MemoryCgroups
+from jobgate.backends.local.daemon import MemoryCgroups, cgroup_tag
 from jobgate.config import ClusterConfig
 from jobgate.domain.states import JobState
 
@@ -57,9 +56,7 @@ def test_in_a_cgroup_the_kernel_stops_a_job_at_its_limit(
         # Stopped in the middle of its allocation: sampling would let it through.
         assert Path(job.standard_output).read_text() == ""
         assert 32 * 1024 < end.data["max_rss_kib"] < 300 * 1024
-        runs = tmp_path / "home" / "runs"
-        tag = "jobgate-" + hashlib.sha256(str(runs).encode()).hexdigest()[:12]
-        parent = MemoryCgroups.find(tag)
+        parent = MemoryCgroups.find(cgroup_tag(tmp_path / "home" / "runs"))
         assert parent is not None
         assert not (parent.parent / f"{job.id}.0").exists()  # gone with the job
 

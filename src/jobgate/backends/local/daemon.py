@@ -123,6 +123,11 @@ def rss_by_process_group() -> dict[int, int]:
     return totals
 
 
+def cgroup_tag(runs_dir: Path) -> str:
+    """The name of a home's parent cgroup: two daemons of two homes never meet."""
+    return "jobgate-" + hashlib.sha256(str(runs_dir).encode()).hexdigest()[:12]
+
+
 class MemoryCgroups:
     """Memory limits the kernel enforces: a cgroup of its own for each job that
     has one, made under the daemon's own memory cgroup (cgroup v1, or v2 where
@@ -286,9 +291,7 @@ class Daemon:
         except BlockingIOError:
             return  # another daemon serves this home
         pid = os.getpid()
-        # One parent cgroup per home: two daemons of two homes never meet there.
-        self.cgroups = MemoryCgroups.find(
-            "jobgate-" + hashlib.sha256(str(self.runs_dir).encode()).hexdigest()[:12])
+        self.cgroups = MemoryCgroups.find(cgroup_tag(self.runs_dir))
         if self.cgroups is not None:
             self.cgroups.sweep()  # left by a daemon that ended before its jobs
         write_json_atomic(self.runs_dir / "daemon.json", {
