@@ -342,9 +342,7 @@ start_slurm() {
 }
 
 # slurmrestd runs under a loop that starts it again one second after it ends, as
-# systemd's Restart= would: a test run once lost it midway (it left no word in
-# its log nor in dmesg) and every REST test after that failed. The loop logs
-# each end with its exit status.
+# systemd's Restart= would, and logs each end with its exit status.
 start_rest() {
   local oas
   if alive $REST_RUN/slurmrestd.pid /usr/sbin/slurmrestd; then return 0; fi
@@ -353,7 +351,10 @@ start_rest() {
     # Not as root nor SlurmUser (refused); SLURM_JWT=daemon or every token is rejected;
     # openapi/dbv0.0.38 is fatal without slurmdbd.
     oas=openapi/v0.0.38; [ "$SLURM_ACCOUNTING" = dbd ] && oas=$oas,openapi/dbv0.0.38
+    # From /: slurmrestd calls getcwd() at each job submit and exits (255) when
+    # the directory it was started from is gone (a deleted checkout).
     cat > $REST_RUN/supervise.sh <<EOF
+cd /
 echo \$\$ > $REST_RUN/supervisor.pid
 while :; do
   /usr/sbin/slurmrestd -a rest_auth/jwt -s $oas 127.0.0.1:$SLURM_REST_PORT &
