@@ -1,7 +1,7 @@
 """Local cluster throughput and latency, beside this machine's spawn ceiling.
 
     .venv/bin/python bench/local_throughput.py [N] [--http] [--concurrency C]
-                                               [--latency-jobs K] [--batch B]
+                                               [--latency-jobs K] [--batch B] [--dir D]
 
 Ceiling (same run): N Popen of `/bin/sh -c true` in a new session with stdout and
 stderr to files, from 2 threads. Measured: N jobs running `true` submitted through
@@ -13,7 +13,9 @@ K jobs one at a time on the idle cluster; submit -> RUNNING from the ledger's
 times, and process exit -> final state committed (visible through the API).
 First it prints what a file create costs now (see create_cost): it sets how
 much of the ceiling the jobs can reach, since a job creates more files than the
-ceiling's child does.
+ceiling's child does. With --dir /dev/shm (a tmpfs) every row runs without the
+disk's file system: the figures then say what the processes cost, and do not
+swing with the disk's state from one run to the next.
 """
 
 from __future__ import annotations
@@ -170,8 +172,12 @@ def main() -> None:
                         help="connections submitting at once in the HTTP row")
     parser.add_argument("--batch", type=int, default=100,
                         help="jobs per submit_many call in the batched row")
+    parser.add_argument("--dir", default=None,
+                        help="where the ceiling's files, the jobs' homes and their files go "
+                             "(default: the system's temporary directory); /dev/shm, a "
+                             "tmpfs, leaves the disk's file system out of every row")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         create = create_cost(root / "creates")
         base = ceiling(args.n, root / "ceiling")
