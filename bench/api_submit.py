@@ -6,8 +6,9 @@ beside a bare FastAPI endpoint measured the same way in the same run.
 
 For each worker count, a real `jobgate serve --workers W` (SQLite store in a
 fresh home, the submission rate limit off) and the bare endpoint of
-bench/bare_submit_app.py (uvicorn with the same worker count and, like jobgate
-serve by default, no access log: a pydantic body
+bench/bare_submit_app.py (served by bench/bare_serve.py as jobgate serve serves
+jobgate: uvicorn with the same worker count, a listening socket a worker, and no
+access log: a pydantic body
 validated, one SQLite row inserted in WAL mode and committed, 201 with JSON)
 run side by side on fresh databases, and the cells alternate between them so
 that the noise of a shared machine falls on both alike.
@@ -96,9 +97,7 @@ class BareServer:
         self.log = db.with_suffix(".log")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "bare_submit_app:create_app", "--factory",
-                 "--app-dir", str(BENCH), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", str(workers), "--no-access-log"],  # as jobgate serve's default
+                [sys.executable, str(BENCH / "bare_serve.py"), str(self.port), str(workers)],
                 env={**clean_environment(), "BARE_DB": str(db)}, stdout=log,
                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
