@@ -54,6 +54,11 @@ PER_ARRAY_WINDOW = 64
 # with 50 or 50,000 jobs pending. The deep round runs at most this often.
 HEAD_WINDOW = 64
 BACKFILL_INTERVAL = 0.25
+# A deep round reads every pending job of its cluster (to cap each array's
+# share of the window), so its cost grows with the queue: 12 ms of CPU with
+# 2,000 jobs pending, 92 ms with 50,000. Deep rounds are spaced out so that they
+# take at most this share of the engine's time (Slurm's backfill: every 30 s).
+DEEP_ROUND_SHARE = 0.1
 # The least time between two rounds.
 ROUND_GAP = 0.004
 ACTIVE_LIMIT = 100_000
@@ -235,12 +240,20 @@ class Engine:
         pending jobs go to the backend's selection; every job that stays pending
         gets its reason; jobs past their deadline or with dependencies that can
         never be met end here."""
+        moment = time.monotonic()
+        deep = moment >= self._backfill_due.get(cluster, 0.0)
+        try:
+            return self._claim_window(cluster, backend, deep)
+        finally:
+            if deep:
+                self._backfill_due[cluster] = next_deep_round(moment, time.monotonic() - moment)
+
+    def _claim_window(self, cluster: str, backend: Backend, deep: bool) -> list[JobRecord]:
+        """`_claim` over the head of the queue, or with `deep` the backfill window."""
         now = utcnow()
         with self.service.sessions.begin() as session:
             repo = JobRepository(session)
-            moment = time.monotonic()
-            if moment >= self._backfill_due.get(cluster, 0.0):
-                self._backfill_due[cluster] = moment + BACKFILL_INTERVAL
+            if deep:
                 self._deep_round = True
                 queue = repo.queue(cluster, PENDING_WINDOW, PER_ARRAY_WINDOW)
             else:
@@ -284,6 +297,13 @@ class Engine:
             self._seen[job_id] = _Cached(now, record)
         self._seen.update((job.id, _Cached(now, job)) for job in claimed)
         return claimed
+
+def next_deep_round(started: float, took: float) -> float:
+    """When (monotonic) the next deep round may run, after one that started
+    at `started` and took `took` seconds: BACKFILL_INTERVAL later, or later
+    still when deep rounds are costly (DEEP_ROUND_SHARE)."""
+    return started + max(BACKFILL_INTERVAL, took / DEEP_ROUND_SHARE)
+
 
 @dataclass(frozen=True)
 class _Cached:
