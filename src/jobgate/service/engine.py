@@ -298,6 +298,7 @@ class Engine:
         self._seen.update((job.id, _Cached(now, job)) for job in claimed)
         return claimed
 
+
 def next_deep_round(started: float, took: float) -> float:
     """When (monotonic) the next deep round may run, after one that started
     at `started` and took `took` seconds: BACKFILL_INTERVAL later, or later
