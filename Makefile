@@ -37,12 +37,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # Three workers: most tests wait on processes, Slurm or the network, not the CPU.
-# The Slurm outage drills (slurm_drill) stop the cluster and cancel every job, so
-# they run afterwards, alone; both runs go, and either failing fails the target.
+# The Slurm outage drills (slurm_drill) stop the cluster and cancel every job, and
+# some tests take every CPU of its one node (slurm_exclusive), which holds up or
+# reorders the jobs of any Slurm test beside them: they run afterwards, one at a
+# time; both runs go, and either failing fails the target.
+APART = slurm_drill or slurm_exclusive
 test: $(VENV)/.installed-test services lint
 	status=0; \
-	$(BIN)/python -m pytest -n 3 -m "not slurm_drill" || status=$$?; \
-	$(BIN)/python -m pytest -m slurm_drill || status=$$?; \
+	$(BIN)/python -m pytest -n 3 -m "not ($(APART))" || status=$$?; \
+	$(BIN)/python -m pytest -m "$(APART)" || status=$$?; \
 	exit $$status
 
 clean:

@@ -95,6 +95,7 @@ def test_partitions_and_limits_come_from_the_cluster(api: Client) -> None:
                            headers=api.headers).status_code == 422
 
 
+@pytest.mark.slurm_exclusive  # its blocker takes every CPU of the node
 def test_a_job_queued_in_slurm_shows_why_and_can_be_cancelled(api: Client) -> None:
     # The `long` partition runs one job per core: a job taking every core blocks the next.
     cpus = api.get("/v1/clusters/slurm")["resources"]["nodes"][0]["cpus"]
@@ -148,6 +149,7 @@ def test_an_array_with_a_dependency_runs_the_same_on_local_and_slurm(api: Client
     ]
 
 
+@pytest.mark.slurm_exclusive  # its blocker takes every CPU of the node
 def test_hold_release_and_modify_a_job_in_slurms_queue(api: Client) -> None:
     cpus = api.get("/v1/clusters/slurm")["resources"]["nodes"][0]["cpus"]
     blocker = api.submit(command="sleep 120", partition="long", cpus_per_task=cpus)

@@ -86,6 +86,7 @@ def test_a_rest_cluster_runs_a_job_end_to_end(api: httpx.Client, rest_shared_dir
         f"on slurm as {slurm_rest.user}\n" * 2
 
 
+@pytest.mark.slurm_exclusive  # its blocker takes every CPU of the node
 def test_hold_release_cancel_and_a_missing_verb_on_a_rest_cluster(api: httpx.Client) -> None:
     cpus = api.get("/v1/clusters/hpc").json()["resources"]["nodes"][0]["cpus"]
     # The `long` partition runs one job per core: a job taking every core blocks the next.
