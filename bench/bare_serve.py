@@ -11,25 +11,18 @@ from __future__ import annotations
 import sys
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 
-from jobgate.cli.reuse_port import PortPerWorker
+from jobgate.cli.reuse_port import serve_workers
+
+APP = "bare_submit_app:create_app"  # beside this file: sys.path[0], which workers inherit
 
 
 def main() -> None:
-    # bare_submit_app is found beside this file: sys.path[0], which spawned
-    # workers inherit.
     port, workers = int(sys.argv[1]), int(sys.argv[2])
-    config = uvicorn.Config("bare_submit_app:create_app", factory=True, host="127.0.0.1",
-                            port=port, workers=workers, access_log=False)
     if workers == 1:
-        uvicorn.Server(config).run()
-        return
-    sockets = PortPerWorker("127.0.0.1", port)
-    try:
-        Multiprocess(config, sockets=sockets).run()
-    finally:
-        sockets.close()
+        uvicorn.run(APP, factory=True, host="127.0.0.1", port=port, access_log=False)
+    else:
+        serve_workers(APP, workers, "127.0.0.1", port, access_log=False)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,26 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+
+def serve_workers(app: str, workers: int, host: str, port: int, access_log: bool) -> None:
+    """uvicorn.run(app, workers=...) with a listening socket in each worker.
+
+    Raises:
+        OSError: the address is in use, or not one of this host.
+    """
+    config = uvicorn.Config(app, factory=True, workers=workers, host=host, port=port,
+                            log_level="info", access_log=access_log)
+    sockets = PortPerWorker(host, port)
+    try:
+        Multiprocess(config, sockets=sockets).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sockets.close()
+
 
 class PortPerWorker(list[socket.socket]):
     """The `sockets` argument of uvicorn's Multiprocess: empty in the parent,

@@ -69,20 +69,9 @@ def serve(
 def _serve_workers(workers: int, host: str, port: int, access_log: bool) -> None:
     """uvicorn.run with `workers`, but each worker listening on a socket of its
     own (cli/reuse_port.py), so that connections spread evenly across them."""
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from jobgate.cli.reuse_port import serve_workers
 
-    from jobgate.cli.reuse_port import PortPerWorker
-
-    config = uvicorn.Config("jobgate.api.app:served_app", factory=True, workers=workers,
-                            host=host, port=port, log_level="info", access_log=access_log)
     try:
-        sockets = PortPerWorker(host, port)
+        serve_workers("jobgate.api.app:served_app", workers, host, port, access_log)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    try:
-        Multiprocess(config, sockets=sockets).run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sockets.close()
