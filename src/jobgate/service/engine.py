@@ -1,9 +1,10 @@
 """The engine: hands pending jobs to backends and applies what they report.
 
-One thread per process. Each round locks the head of the pending queue, asks the
-backend what to start, and claims those jobs (PENDING -> RUNNING) in one
-transaction of bulk statements; it launches them, then applies every update the
-backends have in one more transaction. A claim is committed before the launch:
+One thread per process. Each round reads the head of the pending queue (no lock),
+asks the backend what to start, and claims those jobs (PENDING -> RUNNING) in one
+transaction of bulk statements, only where a job is still as it was read; it
+launches them, then applies every update the backends have in one more
+transaction. A claim is committed before the launch:
 after a crash between the two, `adopt` finds a RUNNING job that never started
 and launches it then. Rows are only re-read when their `updated_at` moved.
 
@@ -205,7 +206,8 @@ class Engine:
                     started = backend.start(job)
                     if started.state is JobState.RUNNING:  # what the claim wrote
                         started = dataclasses.replace(started, facts_only=True)
-                    self._backlog.append(started)
+                    if not says_nothing_new(started, job):
+                        self._backlog.append(started)
                 except JobgateError as exc:
                     self._backlog.append(
                         JobUpdate(job.id, JobState.FAILED, reason=exc.message[:256])
@@ -249,9 +251,16 @@ class Engine:
                 self._backfill_due[cluster] = next_deep_round(moment, time.monotonic() - moment)
 
     def _claim_window(self, cluster: str, backend: Backend, deep: bool) -> list[JobRecord]:
-        """`_claim` over the head of the queue, or with `deep` the backfill window."""
+        """`_claim` over the head of the queue, or with `deep` the backfill window.
+
+        The round decides from a read that takes no write lock (SQLite's is one
+        for the whole database: a round holding it kept every submission
+        waiting), then writes what it decided only to jobs still at the version
+        it read: a job cancelled, held or changed meanwhile is left for the
+        next round. A round that changes nothing in the ledger (what a cluster
+        that queues jobs gets handed, reasons as they were) writes nothing."""
         now = utcnow()
-        with self.service.sessions.begin() as session:
+        with self.service.readers() as session:
             repo = JobRepository(session)
             if deep:
                 self._deep_round = True
@@ -264,39 +273,68 @@ class Engine:
             active = self._records_of(repo, repo.versions(cluster, STARTED_STATES, ACTIVE_LIMIT))
             verdict = triage(pending, active, now,
                              lambda refs: states_of_refs(session, refs))
-            selection = backend.select(verdict.eligible, active, now)
-            reasons = {job_id: reason for job_id, reason in
-                       (verdict.reasons | selection.reasons).items()
-                       if self._records[job_id].record.state_reason != reason}
-            starting = [job for job in verdict.eligible if job.id in selection.start]
-            # A cluster that queues jobs starts them itself: handed over, they stay
-            # PENDING until it reports otherwise (with the native id it gave them).
-            queues = backend.capabilities.queues
-            ended = {"end_time": now}
-            changes = [
-                *(Change(job.id, ended, (JobState.PENDING, JobState.DEADLINE),
-                         "deadline passed before the job could start")
-                  for job in verdict.past_deadline),
-                *(Change(job.id, ended, (JobState.PENDING, JobState.CANCELLED),
-                         "DependencyNeverSatisfied") for job in verdict.never_runnable),
-                *(Change(job.id, {"start_time": now, "allocation": selection.start[job.id]},
-                         (JobState.PENDING, JobState.RUNNING)) for job in starting
-                  if not queues),
-                # A reason is not a change of state: no event, written only when
-                # it differs from last round's.
-                *(Change(job_id, {"state_reason": reason}) for job_id, reason in reasons.items()),
-            ]
-            repo.apply(changes, now)
-            claimed = starting if queues else [job.model_copy(update={
+        selection = backend.select(verdict.eligible, active, now)
+        reasons = {job_id: reason for job_id, reason in
+                   (verdict.reasons | selection.reasons).items()
+                   if self._records[job_id].record.state_reason != reason}
+        starting = [job for job in verdict.eligible if job.id in selection.start]
+        # A cluster that queues jobs starts them itself: handed over, they stay
+        # PENDING until it reports otherwise (with the native id it gave them).
+        queues = backend.capabilities.queues
+        ended = {"end_time": now}
+        changes = [
+            *(Change(job.id, ended, (JobState.PENDING, JobState.DEADLINE),
+                     "deadline passed before the job could start")
+              for job in verdict.past_deadline),
+            *(Change(job.id, ended, (JobState.PENDING, JobState.CANCELLED),
+                     "DependencyNeverSatisfied") for job in verdict.never_runnable),
+            *(Change(job.id, {"start_time": now, "allocation": selection.start[job.id]},
+                     (JobState.PENDING, JobState.RUNNING)) for job in starting
+              if not queues),
+            # A reason is not a change of state: no event, written only when
+            # it differs from last round's.
+            *(Change(job_id, {"state_reason": reason}) for job_id, reason in reasons.items()),
+        ]
+        written = self._write_if_unchanged(changes, dict(queue), now)
+        if queues:
+            claimed = starting
+        else:
+            claimed = [job.model_copy(update={
                 "state": JobState.RUNNING, "state_reason": None, "start_time": now,
-                "allocation": selection.start[job.id]}) for job in starting]
-        # The rows now are what was read plus what was just written, at `now`:
-        # cache that rather than load them again next round.
+                "allocation": selection.start[job.id]}) for job in starting if job.id in written]
+        # The rows written now are what was read plus what was just written, at
+        # `now`: cache that rather than load them again next round.
         for job_id, reason in reasons.items():
-            record = self._records[job_id].record.model_copy(update={"state_reason": reason})
-            self._seen[job_id] = _Cached(now, record)
-        self._seen.update((job.id, _Cached(now, job)) for job in claimed)
+            if job_id in written:
+                record = self._records[job_id].record.model_copy(
+                    update={"state_reason": reason})
+                self._seen[job_id] = _Cached(now, record)
+        self._seen.update((job.id, _Cached(now, job)) for job in claimed if job.id in written)
         return claimed
+
+    def _write_if_unchanged(self, changes: list[Change], versions: dict[int, datetime],
+                            now: datetime) -> set[int]:
+        """Apply the changes of the jobs still at the version read (`versions`);
+        the ids of those written."""
+        if not changes:
+            return set()
+        with self.service.sessions.begin() as session:
+            repo = JobRepository(session)
+            written = repo.unchanged_since({change.job_id: versions[change.job_id]
+                                            for change in changes})
+            repo.apply([change for change in changes if change.job_id in written], now)
+        return written
+
+
+def says_nothing_new(update: JobUpdate, job: JobRecord) -> bool:
+    """A launch's answer that only says the job stays as it was read (a cluster
+    that queues jobs: "handed over, still PENDING"): applying it would change
+    nothing, and would cost the round a write turn of its own."""
+    return (update.state is job.state and not update.facts_only and update.reason is None
+            and not update.data and update.run in (None, job.requeue_count)
+            and all(fact is None for fact in (
+                update.start_time, update.end_time, update.exit_code,
+                update.exit_code_signal, update.native_id)))
 
 
 def next_deep_round(started: float, took: float) -> float:

@@ -7,7 +7,7 @@ import binascii
 import functools
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -440,8 +440,8 @@ class JobRepository:
         self, cluster: str, limit: int, per_array: int | None = None
     ) -> list[tuple[int, datetime]]:
         """(id, updated_at) of the pending jobs a scheduling round considers, in
-        queue order, locked for this transaction (PostgreSQL; SQLite's BEGIN
-        IMMEDIATE already keeps other writers out). Held jobs are left out, and
+        queue order, as this transaction's snapshot has them (nothing is locked:
+        the round writes through `unchanged_since`). Held jobs are left out, and
         jobs already handed to a cluster that queues them (with a native id), and
         all but the first `per_array` tasks of each array, so that a large array
         cannot fill the window and starve the jobs behind.
@@ -467,7 +467,7 @@ class JobRepository:
             select(in_queue.c.id).where(in_queue.c.place <= per_array)
             .order_by(in_queue.c.priority.desc(), in_queue.c.id).limit(limit)
         ))
-        return self._lock_pending(ids)
+        return self._still_pending(ids)
 
     def _queue_head(self, cluster: str, limit: int) -> list[tuple[int, datetime]]:
         """The first `limit` of the queue, read in order off the partial index of
@@ -477,20 +477,29 @@ class JobRepository:
             select(JobRow.id, JobRow.updated_at)
             .with_hint(JobRow, _RUNNABLE_INDEX, "sqlite")
             .where(JobRow.cluster == cluster, text(RUNNABLE))
-            .order_by(JobRow.priority.desc(), JobRow.id).limit(limit).with_for_update()
+            .order_by(JobRow.priority.desc(), JobRow.id).limit(limit)
         )]
 
-    def _lock_pending(self, ids: list[int]) -> list[tuple[int, datetime]]:
+    def _still_pending(self, ids: list[int]) -> list[tuple[int, datetime]]:
         if not ids:
             return []
-        # PostgreSQL does not lock rows of a query with window functions: lock
-        # them by id, dropping any that stopped pending meanwhile.
-        locked = dict(self.session.execute(
+        found = dict(self.session.execute(
             select(JobRow.id, JobRow.updated_at)
             .where(JobRow.id.in_(ids), JobRow.state == JobState.PENDING.value)
-            .with_for_update()
         ).all())
-        return [(job_id, locked[job_id]) for job_id in ids if job_id in locked]
+        return [(job_id, found[job_id]) for job_id in ids if job_id in found]
+
+    def unchanged_since(self, versions: Mapping[int, datetime]) -> set[int]:
+        """Of the jobs `versions` gives (id -> updated_at as read before), those
+        still at that version, locked for this transaction (PostgreSQL, in id
+        order; SQLite's BEGIN IMMEDIATE keeps every other writer out already):
+        what a round decided from an unlocked read may be written to them."""
+        if not versions:
+            return set()
+        current = self.session.execute(
+            select(JobRow.id, JobRow.updated_at).where(JobRow.id.in_(list(versions)))
+            .order_by(JobRow.id).with_for_update())
+        return {job_id for job_id, at in current if versions[job_id] == at}
 
     def snapshots(self, ids: Iterable[int]) -> dict[int, Snapshot]:
         """The jobs' states, locked for this transaction (see `queue`)."""
@@ -501,7 +510,7 @@ class JobRepository:
                 for job_id, state, start, runs, deleted in self.session.execute(query)}
 
     def apply(self, changes: Sequence[Change], at: datetime) -> None:
-        """Write many changes to locked jobs (see `queue`) in a few statements:
+        """Write many changes to locked jobs (see `unchanged_since`) in a few statements:
         one executemany per set of columns, one for all the events. Several
         changes of one job (PENDING -> RUNNING -> COMPLETED in one batch) are
         written in their order: the n-th change of each job goes in the n-th wave."""
@@ -532,8 +541,8 @@ class JobRepository:
             insert_rows(self.session.connection(), JOB_EVENTS, events)
 
     def get_many(self, ids: Iterable[int]) -> dict[int, JobRow]:
-        """Jobs by id (without their tags), locked for this transaction (see `queue`)."""
-        query = (select(JobRow).where(JobRow.id.in_(set(ids))).with_for_update()
+        """Jobs by id (without their tags), not locked (see `queue`)."""
+        query = (select(JobRow).where(JobRow.id.in_(set(ids)))
                  .options(raiseload(JobRow.tags)))
         return {row.id: row for row in self.session.scalars(query)}
 

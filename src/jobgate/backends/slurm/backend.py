@@ -196,7 +196,12 @@ class SlurmBackend:
         # controller did not answer a moment ago.
         if time.monotonic() < self._paused_until:
             return Selection(start={}, reasons={job.id: "ClusterUnreachable" for job in pending})
-        return Selection(start={job.id: None for job in pending}, reasons={})
+        # Those whose sbatch is under way stay pending in the ledger until it
+        # answers: not started again each round.
+        with self._lock:
+            inflight = set(self._inflight)
+        return Selection(start={job.id: None for job in pending
+                                if self.tag(job) not in inflight}, reasons={})
 
     def start(self, job: JobRecord) -> JobUpdate:
         tag = self.tag(job)
