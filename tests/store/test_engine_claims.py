@@ -3,7 +3,7 @@ jobs still as it read them (service/engine.py `_claim_window`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def gateway(tmp_path: Path, db_url: str) -> Iterator[Gateway]:
         gateway.stop()
 
 
-def meddle_during_selection(gateway: Gateway, meddle: object) -> None:
+def meddle_during_selection(gateway: Gateway, meddle: Callable[[], object]) -> None:
     """Run `meddle()` once, between the round's read and its write."""
     backend = gateway.backends["local"]
     select = backend.select
@@ -41,8 +41,7 @@ def meddle_during_selection(gateway: Gateway, meddle: object) -> None:
     def select_and_meddle(pending: Sequence[JobRecord], active: Sequence[JobRecord],
                           now: datetime) -> Selection:
         selection = select(pending, active, now)
-        if callable(meddle):
-            meddle()
+        meddle()
         backend.select = select  # type: ignore[method-assign]
         return selection
 
