@@ -12,6 +12,8 @@ from api_client import Api
 
 from jobgate.api.routes.registry import parse_json
 from jobgate.domain.registry import ledger_columns, parse_record
+from jobgate.service.auth import Principal
+from jobgate.service.registry import Outcome, RegistryService, chunk_bounds
 from jobgate.store.registry import RegistryRepository
 
 URL = "/v1/registry/jobs"
@@ -118,8 +120,9 @@ def test_compare_with_locks_answers_as_without(api: Api) -> None:
         record(2), record(1, group_id=9, group_index=0))]
     with api.gateway.sessions.begin() as session:
         repo = RegistryRepository(session)
-        plain = repo.compare(rows)
-        locked = repo.compare(rows, lock=True)
+        repo.stage(list(enumerate(rows)))
+        plain = repo.compare(range(len(rows))).result()
+        locked = repo.compare(range(len(rows)), lock=True).result()
     assert plain == locked
     assert [(m.id, m.changed) for m in plain[:4]] == [
         (plain[0].id, ()), (plain[0].id, ("state", "end_time")), (plain[2].id, ()),
@@ -149,3 +152,69 @@ def test_the_body_reads_as_the_standard_json_module_reads_it(api: Api) -> None:
     bad = api.post(URL, content=b"[{", headers={**api.headers,
                                                 "Content-Type": "application/json"})
     assert bad.status_code == 422
+
+
+def ingest_in_chunks(api: Api, chunk: int, *records: dict[str, Any]) -> list[Outcome]:
+    """The batch through a service that parses, stages and compares `chunk`
+    records at a time (the first chunk a third of that)."""
+    service = RegistryService(api.gateway.sessions, chunk=chunk)
+    return service.ingest(list(records), Principal("admin", is_admin=True))
+
+
+def test_chunk_bounds_cover_the_batch_once_in_order() -> None:
+    assert chunk_bounds(1000, 300) == [(0, 100), (100, 400), (400, 700), (700, 1000)]
+    assert chunk_bounds(50, 300) == [(0, 50)]
+    assert chunk_bounds(5, 2) == [(0, 1), (1, 3), (3, 5)]
+
+
+def test_a_batch_in_small_chunks_lands_as_in_one(api: Api) -> None:
+    # The same records, in chunks of every size: each chunk is compared after
+    # the last one's writes, so a job made or changed in one chunk is found
+    # again in the next, by either key, and the order sent holds.
+    def batch(cluster: str) -> list[dict[str, Any]]:
+        return [
+            record(7, cluster_id=cluster, state="PENDING", start=None),
+            record(None, cluster_id=cluster, group_id=70, group_index=1, state="PENDING",
+                   start=None),
+            record(7, cluster_id=cluster),
+            record(None, cluster_id=cluster, group_id=70, group_index=1),
+            {"cluster_id": cluster},  # no user: rejected alone
+            record(71, cluster_id=cluster, group_id=70, group_index=1, state="COMPLETED",
+                   end="2026-01-02T04:00:00Z"),
+            record(7, cluster_id=cluster, state="COMPLETED", end="2026-01-02T04:00:00Z"),
+            record(71, cluster_id=cluster, group_id=70, group_index=1, state="COMPLETED",
+                   end="2026-01-02T04:00:00Z"),
+            # Its job id names the job, its group the task: refused.
+            record(7, cluster_id=cluster, group_id=70, group_index=1),
+        ]
+
+    expected = ["created", "created", "updated", "updated", "rejected", "updated",
+                "updated", "unchanged", "rejected"]
+    for chunk in (1, 2, 3, 4, 6, 300):
+        outcomes = ingest_in_chunks(api, chunk, *batch(f"c{chunk}"))
+        assert [o.status for o in outcomes] == expected, chunk
+        job, task = outcomes[0].job_id, outcomes[1].job_id
+        assert [o.job_id for o in outcomes] == [job, task, job, task, None, task, job, task,
+                                                None], chunk
+        assert (outcomes[4].field, outcomes[8].field) == ("user", "job_id")
+        assert moves(api, job) == [
+            (None, "PENDING", None), ("PENDING", "RUNNING", ["state", "start_time"]),
+            ("RUNNING", "COMPLETED", ["state", "end_time"])], chunk
+        assert moves(api, task) == [
+            (None, "PENDING", None), ("PENDING", "RUNNING", ["state", "start_time"]),
+            ("RUNNING", "COMPLETED", ["native_id", "state", "end_time"])], chunk
+
+
+def test_a_later_round_of_one_chunk_is_seen_by_the_next(api: Api) -> None:
+    # Chunks of 2: [RUNNING, COMPLETED] then [RUNNING]. The second chunk is
+    # compared while the first chunk's first round writes, before its second
+    # round (the job named again) has: that comparison is made again, or the
+    # last record would count as unchanged against the first and be lost.
+    outcomes = ingest_in_chunks(
+        api, 6, record(9), record(9, state="COMPLETED", end="2026-01-02T04:00:00Z"),
+        record(9))
+    assert [o.status for o in outcomes] == ["created", "updated", "updated"]
+    job = api.get(f"/v1/jobs/{outcomes[0].job_id}").json()
+    assert (job["state"], job["requeue_count"]) == ("RUNNING", 1)
+    assert [move[:2] for move in moves(api, outcomes[0].job_id)] == [
+        (None, "RUNNING"), ("RUNNING", "COMPLETED"), ("COMPLETED", "RUNNING")]

@@ -22,7 +22,7 @@ job another scheduler runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -40,7 +40,7 @@ from jobgate.errors import (
 )
 from jobgate.service.auth import Principal
 from jobgate.service.jobs import utcnow
-from jobgate.store.registry import Match, RegistryRepository
+from jobgate.store.registry import Match, RegistryRepository, Reply
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ Status = Literal["created", "updated", "unchanged", "rejected"]
 # (deadlock), and how often a record whose key another batch took first.
 ATTEMPTS = 3
 ROUNDS = 3
+# Records parsed, staged and compared at a time: while the server writes one
+# chunk, the service parses the next (PostgreSQL).
+CHUNK = 300
 
 
 class Outcome(NamedTuple):
@@ -70,9 +73,11 @@ def may_ingest(user: Principal) -> bool:
 
 
 class RegistryService:
-    def __init__(self, sessions: sessionmaker[Session], max_batch: int = 1000) -> None:
+    def __init__(self, sessions: sessionmaker[Session], max_batch: int = 1000,
+                 chunk: int = CHUNK) -> None:
         self.sessions = sessions
         self.max_batch = max_batch
+        self.chunk = chunk
 
     def ingest(self, records: Sequence[Any], user: Principal) -> list[Outcome]:
         """Upsert a batch of records (plain JSON objects) in one transaction.
@@ -92,25 +97,18 @@ class RegistryService:
         if not records:
             raise InvalidSpecError("records", 0, f"send 1 to {self.max_batch} records")
         now = utcnow()
-        rejected: dict[int, Outcome] = {}
-        valid: list[tuple[int, dict[str, Any]]] = []
-        for index, data in enumerate(records):
-            try:
-                columns = ledger_columns(parse_record(data))
-                # As JSON at once: the record's containers go now, and a dict of
-                # plain values is one the garbage collector never walks again
-                # (a batch holds thousands of them until it ends).
-                columns["registry_data"] = orjson.Fragment(
-                    orjson.dumps(columns["registry_data"]))
-            except InvalidSpecError as exc:
-                rejected[index] = Outcome(index, "rejected", field=exc.field,
-                                          reason=exc.message)
-            else:
-                valid.append((index, columns))
+        parsed: list[_Parsed] = []  # chunk by chunk, as the batch asks; kept for a retry
+
+        def chunks() -> Iterator[list[Item]]:
+            for number, (start, stop) in enumerate(chunk_bounds(len(records), self.chunk)):
+                if number == len(parsed):
+                    parsed.append(_parse(records, start, stop))
+                yield parsed[number].valid
+
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with self.sessions.begin() as session:
-                    done = _Batch(RegistryRepository(session), now).run(valid)
+                    done = _Batch(RegistryRepository(session), now).run(chunks())
                 break
             except (IntegrityError, DBAPIError) as exc:
                 # A concurrent batch made or locked the same jobs (unique key,
@@ -121,28 +119,106 @@ class RegistryService:
                                             "batches; send it again") from exc
                     raise
                 log.info("registry batch collided (attempt %d): %s", attempt, exc.orig)
+        rejected = {index: outcome for chunk in parsed for index, outcome in chunk.rejected}
         return [rejected.get(index) or done[index] for index in range(len(records))]
 
 
+def chunk_bounds(count: int, size: int) -> list[tuple[int, int]]:
+    """Where each chunk of a batch of `count` records starts and stops: the
+    first a third of `size` (nothing overlaps its parsing), then `size` each."""
+    starts = [0, *range(min(max(1, size // 3), count), count, size)]
+    return list(zip(starts, [*starts[1:], count], strict=True))
+
+
+# A record as the batch carries it: its place in the batch, its ledger columns.
+Item = tuple[int, dict[str, Any]]
+
+
+class _Parsed(NamedTuple):
+    valid: list[Item]
+    rejected: list[tuple[int, Outcome]]
+
+
+def _parse(records: Sequence[Any], start: int, stop: int) -> _Parsed:
+    """The records at places start to stop, as ledger columns or rejected."""
+    parsed = _Parsed([], [])
+    for index in range(start, stop):
+        try:
+            columns = ledger_columns(parse_record(records[index]))
+            # As JSON at once: the record's containers go now, and a dict of
+            # plain values is one the garbage collector never walks again
+            # (a batch holds thousands of them until it ends).
+            columns["registry_data"] = orjson.Fragment(orjson.dumps(columns["registry_data"]))
+        except InvalidSpecError as exc:
+            parsed.rejected.append(
+                (index, Outcome(index, "rejected", field=exc.field, reason=exc.message)))
+        else:
+            parsed.valid.append((index, columns))
+    return parsed
+
+
+class _Chunk(NamedTuple):
+    """A chunk's records, staged: its first round (distinct keys) compared, the rest."""
+
+    first: list[Item]
+    compared: Reply[list[Match]]
+    rest: list[Item]
+
+
 class _Batch:
-    """One transaction's worth of records, in rounds of distinct keys."""
+    """One transaction's worth of records: chunk by chunk, each in rounds of
+    distinct keys, all in the order sent."""
 
     def __init__(self, repo: RegistryRepository, now: datetime) -> None:
         self.repo = repo
         self.now = now
         self.outcomes: dict[int, Outcome] = {}
 
-    def run(self, items: list[tuple[int, dict[str, Any]]]) -> dict[int, Outcome]:
-        pending = items
-        while pending:
-            this_round, pending = _distinct_keys(pending)
+    def run(self, chunks: Iterator[list[Item]]) -> dict[int, Outcome]:
+        """Apply the chunks in order. While a chunk's first write runs, the next
+        chunk is parsed (`chunks` parses as it goes), staged and compared: on
+        PostgreSQL each is sent without waiting (pipeline mode), so that the
+        server writes while the service parses. The server runs them in order,
+        so the next chunk is compared after this write; a later round of this
+        chunk (rare: a job named twice) makes that comparison stale, and it is
+        made again."""
+        with self.repo.ahead():
+            upcoming = self._stage(next(chunks, None))
+            while upcoming is not None:
+                chunk, upcoming = upcoming, None
+
+                def look_ahead() -> None:
+                    nonlocal upcoming
+                    upcoming = self._stage(next(chunks, None))
+
+                if self._apply(chunk, look_ahead) and upcoming is not None:
+                    upcoming = upcoming._replace(
+                        compared=self.repo.compare([index for index, _ in upcoming.first]))
+        return self.outcomes
+
+    def _stage(self, items: list[Item] | None) -> _Chunk | None:
+        if items is None:
+            return None
+        self.repo.stage(items)
+        first, rest = _distinct_keys(items)
+        return _Chunk(first, self.repo.compare([index for index, _ in first]), rest)
+
+    def _apply(self, chunk: _Chunk, meanwhile: Callable[[], None]) -> bool:
+        """Apply a chunk's records, calling `meanwhile` while its first round
+        writes. Returns whether a later round wrote."""
+        this_round, compared, pending = chunk.first, chunk.compared, chunk.rest
+        more_rounds = False
+        while True:
             # Optimistic first: no row locks (they cost a write each). Records a
             # concurrent batch got in the way of go again, their jobs locked.
-            lost, later = self._round(this_round, lock=False)
+            lost, later = self._round(this_round, compared, meanwhile)
+            meanwhile = _nothing
             for _ in range(ROUNDS):
                 if not lost:
                     break
-                lost, more = self._round(lost, lock=True)
+                more_rounds = True
+                lost, more = self._round(
+                    lost, self.repo.compare([index for index, _ in lost], lock=True), _nothing)
                 later += more
             for index, _columns in lost:
                 self.outcomes[index] = Outcome(
@@ -151,20 +227,23 @@ class _Batch:
             # Those that named a job an earlier record of the round changed go
             # again after it, in the order sent.
             pending = sorted(later + pending, key=lambda item: item[0])
-        return self.outcomes
+            if not pending:
+                return more_rounds
+            more_rounds = True
+            this_round, pending = _distinct_keys(pending)
+            compared = self.repo.compare([index for index, _ in this_round])
 
-    def _round(self, items: list[tuple[int, dict[str, Any]]], *, lock: bool
-               ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
-        """Upsert records of distinct keys. Returns those another batch got in
-        the way of (a job it made or wrote first), to try again, and those that
-        name a job an earlier record of this round changes, for a later round."""
-        matches = self.repo.compare([columns for _, columns in items], lock=lock)
-        new: list[tuple[int, dict[str, Any]]] = []
-        places: list[int] = []
+    def _round(self, items: list[Item], compared: Reply[list[Match]],
+               meanwhile: Callable[[], None]) -> tuple[list[Item], list[Item]]:
+        """Upsert records of distinct keys, compared already. Returns those
+        another batch got in the way of (a job it made or wrote first), to try
+        again, and those that name a job an earlier record of this round
+        changes, for a later round."""
+        new: list[Item] = []
         changes: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
-        later: list[tuple[int, dict[str, Any]]] = []
+        later: list[Item] = []
         changed: set[int | None] = set()
-        for place, ((index, columns), match) in enumerate(zip(items, matches, strict=True)):
+        for (index, columns), match in zip(items, compared.result(), strict=True):
             if match.by_native in changed or match.by_array in changed:
                 later.append((index, columns))
             elif match.by_native is not None and match.by_array not in (None, match.by_native):
@@ -174,14 +253,16 @@ class _Batch:
                            f"group_index name ledger job {match.by_array}; fix one of them")
             elif match.id is None:
                 new.append((index, columns))
-                places.append(place)
             elif not match.changed:
                 self.outcomes[index] = Outcome(index, "unchanged", match.id)
             else:
-                changes.append((index, columns, self._change(place, match, columns)))
+                changes.append((index, columns, self._change(index, match, columns)))
                 changed.add(match.id)
         changes.sort(key=lambda change: change[2]["id"])  # rows locked in one order
-        made, written = self.repo.write(places, [row for _, _, row in changes], self.now)
+        written_reply = self.repo.write([index for index, _ in new],
+                                        [row for _, _, row in changes], self.now)
+        meanwhile()
+        made, written = written_reply.result()
         by_key = {_identity(*key): job_id for job_id, *key in made}
         lost = []
         for index, columns in new:
@@ -198,9 +279,9 @@ class _Batch:
                 lost.append((index, columns))
         return lost, later
 
-    def _change(self, place: int, match: Match, columns: dict[str, Any]) -> dict[str, Any]:
-        """What overwrites the job `match` found with the record at `place` of the
-        round (`columns`): its runs and what its event says."""
+    def _change(self, index: int, match: Match, columns: dict[str, Any]) -> dict[str, Any]:
+        """What overwrites the job `match` found with the record at place `index`
+        (`columns`): its runs and what its event says."""
         assert match.state is not None  # a job matched has a state
         old, new = JobState(match.state), JobState(columns["state"])
         runs = match.requeue_count
@@ -215,8 +296,12 @@ class _Batch:
                             "would refuse this move for a job run here)", match.id, old, new)
             if requeue:
                 data["requeued"] = True
-        return {"ord": place, "id": match.id, "seen": match.updated_at, "requeue_count": runs,
+        return {"ord": index, "id": match.id, "seen": match.updated_at, "requeue_count": runs,
                 "from_state": old.value, "to_state": new.value, "data": data}
+
+
+def _nothing() -> None:
+    pass
 
 
 def _identity(cluster: str, native_id: str | None, array_job_id: int | None,
@@ -227,14 +312,13 @@ def _identity(cluster: str, native_id: str | None, array_job_id: int | None,
     return (cluster, array_job_id, array_task_id)
 
 
-def _distinct_keys(items: list[tuple[int, dict[str, Any]]]
-                   ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
+def _distinct_keys(items: list[Item]) -> tuple[list[Item], list[Item]]:
     """Records whose keys no earlier record of the batch uses, and the rest (a
     later round applies them on top, in the order sent)."""
     natives: set[tuple[Any, ...]] = set()
     arrays: set[tuple[Any, ...]] = set()
-    now: list[tuple[int, dict[str, Any]]] = []
-    later: list[tuple[int, dict[str, Any]]] = []
+    now: list[Item] = []
+    later: list[Item] = []
     for item in items:
         columns = item[1]
         taken = False

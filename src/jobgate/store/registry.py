@@ -1,16 +1,23 @@
-"""Registry jobs in bulk: a round of records costs the same few statements,
-whatever its size.
+"""Registry jobs in bulk: a batch costs a few statements per chunk of records,
+whatever its size, and on PostgreSQL the server works while the service parses.
 
-A round's records go to the database once, into a temporary table
-`registry_batch` (PostgreSQL: a binary COPY; SQLite: one JSON array read by
-`json_each`), which the two statements that do the work join:
+A batch's records are staged, each at its place in the batch (`ord`), in a
+temporary table `registry_batch` (one JSON array per chunk), which the
+statements that do the work join:
 
-- `compare`: for each record, the registry jobs its two keys name and which of
-  the decided columns it would change, compared in SQL (IS DISTINCT FROM): only
-  a few small columns come back, and an unchanged record costs index probes;
+- `compare`: for the records named by their places, the registry jobs their two
+  keys name and which decided columns each would change, compared in SQL (IS
+  DISTINCT FROM): only a few small columns come back, and an unchanged record
+  costs index probes;
 - `write`: the new jobs inserted (`ON CONFLICT DO NOTHING`), the changed ones
   overwritten if still the version compared, and one event per job written; on
   PostgreSQL one statement (data-modifying CTEs), on SQLite three.
+
+Inside `ahead()`, PostgreSQL gets each statement at once and its answer is read
+only when asked for (`Reply.result`: the driver's pipeline mode), so the service
+parses the next records while the server writes the last ones. The service and
+the server used to take turns; the raw baseline's `executemany` never did. (A
+binary COPY stages for less, but cannot run in a pipeline.)
 
 No statement's text grows with the batch (a driver would parse it again each
 time). It flushes nothing through the ORM; the service owns the commit.
@@ -18,15 +25,17 @@ time). It flushes nothing through the ORM; the service owns the commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import Executable, TextClause, bindparam, text
+from sqlalchemy import Dialect, TextClause, TextualSelect, bindparam, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from jobgate.domain.registry import REGISTRY
@@ -53,6 +62,8 @@ UPDATED = "registry: updated"
 CREATED_DATA = {"source": REGISTRY}
 _CONSTANTS = {"standard_output": "''", "standard_error": "''", "priority": "0",
               "source": f"'{REGISTRY}'", "requeue_count": "0"}
+T = TypeVar("T")
+Statement = TextClause | TextualSelect
 _KEY = ("cluster", "native_id", "array_job_id", "array_task_id")
 # What an update carries besides the staged row at its place (ord): the job and
 # the version compared (`seen`), its runs, and its event (from_state, to_state, data).
@@ -76,77 +87,136 @@ class Match(NamedTuple):
         return self.by_native if self.by_native is not None else self.by_array
 
 
+class Reply(Generic[T]):
+    """A statement's answer, read from the server when first asked for."""
+
+    def __init__(self, read: Callable[[], T]) -> None:
+        self._read: Callable[[], T] | None = read
+        self._value: T | None = None
+
+    def result(self) -> T:
+        if self._read is not None:
+            self._value, self._read = self._read(), None
+        return self._value  # type: ignore[return-value]  # read once, above
+
+    @classmethod
+    def ready(cls, value: T) -> Reply[T]:
+        return cls(lambda: value)
+
+
 class RegistryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.sqlite = session.get_bind().dialect.name == "sqlite"
-        self.staged = False  # registry_batch holds rows of this transaction
+        self.prepared = False  # registry_batch is ready for this transaction's rows
 
-    def compare(self, rows: Sequence[dict[str, Any]], *, lock: bool = False) -> list[Match]:
-        """For each row (a record's decided columns; submit_time None keeps the
-        job's; registry_data a dict or, as JSON, an orjson.Fragment), in order:
-        the registry jobs its keys name and what it changes.
-        The rows stay in the transaction for `write`, until the next `compare`.
+    @contextmanager
+    def ahead(self) -> Iterator[None]:
+        """Within: each statement goes to PostgreSQL at once, and its answer is
+        read when asked for (pipeline mode). SQLite runs each on the spot."""
+        if self.sqlite:
+            yield
+            return
+        with _driver_errors(), self._driver().pipeline():
+            yield
+
+    def stage(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Stage records for `compare` and `write` until the transaction ends,
+        each (ord, columns): its place in the batch, unique, and its decided
+        columns (submit_time None keeps the job's; registry_data a dict or, as
+        JSON, an orjson.Fragment)."""
+        if not rows:
+            return
+        if not self.prepared:
+            self._send(_create_sql(self.sqlite), {})
+            if self.sqlite:  # PostgreSQL empties it at the end of each transaction
+                self._send(text("DELETE FROM registry_batch"), {})
+            self.prepared = True
+        if self.sqlite:
+            self._send(_stage_sql(), {"doc": self._encode(
+                [{**columns, "ord": ord} for ord, columns in rows])})
+            return
+        # PostgreSQL: one binary array a column, which the server reads for
+        # less than JSON (no text to parse but the documents).
+        arrays: dict[str, list[Any]] = {"ord": [ord for ord, _ in rows]}
+        for name in _PLAIN:
+            arrays[name] = [columns[name] for _, columns in rows]
+        arrays["registry_data"] = [Jsonb(columns["registry_data"], dumps=orjson.dumps)
+                                   for _, columns in rows]
+        self._send(_STAGE_ARRAYS, arrays)
+
+    def compare(self, ords: Sequence[int], *, lock: bool = False) -> Reply[list[Match]]:
+        """For the staged records at places `ords` (ascending), in that order:
+        the registry jobs their keys name and what each changes.
 
         `write` overwrites a job only if it is still the version compared here;
         `lock` makes sure it is: the jobs are locked first, in id order
         (PostgreSQL; SQLite's BEGIN IMMEDIATE keeps every other writer out already).
         """
-        if not rows:
-            return []
-        connection = self.session.connection()
-        connection.execute(_create_sql(self.sqlite))
-        if self.staged or self.sqlite:  # PostgreSQL empties it at each commit
-            connection.execute(text("DELETE FROM registry_batch"))
-        self.staged = True
-        if self.sqlite:
-            connection.execute(_stage_sql(), {"doc": self._encode(rows)})
-        else:
-            self._copy(rows)
+        if not ords:
+            return Reply.ready([])
+        places = {"ords": orjson.dumps(list(ords)).decode()}
         if lock and not self.sqlite:
-            connection.execute(_lock_sql())
-        found = []
-        for (by_native, by_array, runs, seen, state, changed, stored_data), row in zip(
-                connection.execute(_compare_sql(self.sqlite)).all(), rows, strict=True):
-            names = tuple(changed.split())
-            if stored_data is not None and orjson.loads(stored_data) == orjson.loads(
-                    orjson.dumps(row["registry_data"])):  # a dict, or a Fragment
-                # SQLite compares the documents as text: the same keys in
-                # another order are no change (as jsonb has it).
-                names = tuple(name for name in names if name != "registry_data")
-            found.append(Match(by_native, by_array, runs or 0, seen, state, names))
-        return found
+            self._send(_lock_sql(), places)
+        rows = self._send(_compare_sql(self.sqlite), places)
+        return Reply(lambda: [_match(*row) for row in rows.result()])
 
     def write(self, new: Sequence[int], changes: Sequence[dict[str, Any]], now: datetime
-              ) -> tuple[list[tuple[Any, ...]], set[int]]:
-        """Insert the rows compared last at places `new` (a submit_time None
-        becomes `now`) and overwrite jobs with the rows at the places of
-        `changes` (ord; id, seen, requeue_count, from_state, to_state, data),
-        each with its event. A new row whose key exists by now is skipped (a
-        concurrent batch made it), and so is a change to a job no longer at
-        version `seen`.
+              ) -> Reply[tuple[list[tuple[Any, ...]], set[int]]]:
+        """Insert the staged records at places `new` (a submit_time None becomes
+        `now`) and overwrite jobs with the records at the places of `changes`
+        (ord; id, seen, requeue_count, from_state, to_state, data), each with its
+        event. A new record whose key exists by now is skipped (a concurrent
+        batch made it), and so is a change to a job no longer at version `seen`.
 
-        Returns (id, cluster, native_id, array_job_id, array_task_id) of each job
+        Answers (id, cluster, native_id, array_job_id, array_task_id) of each job
         made, and the ids of the jobs overwritten.
         """
         if not new and not changes:
-            return [], set()
+            return Reply.ready(([], set()))
         params: dict[str, Any] = {"now": now, "spec": orjson.dumps(REGISTRY_SPEC).decode(),
                                   "created": orjson.dumps(CREATED_DATA).decode()}
         if new:
             params["new"] = orjson.dumps(new).decode()
         if changes:
             params["changes"] = self._encode(changes)
-        if not self.sqlite:
+        if self.sqlite:
+            return Reply.ready(self._write_sqlite(params, changes))
+        rows = self._send(_write_sql(bool(new), bool(changes)), params)
+
+        def sorted_out() -> tuple[list[tuple[Any, ...]], set[int]]:
             made, written = [], set()
-            for kind, *row in self.session.connection().execute(
-                    _write_sql(bool(new), bool(changes)), params):
+            for kind, *row in rows.result():
                 if kind == "made":
                     made.append(tuple(row))
                 else:
                     written.add(row[0])
             return made, written
-        return self._write_sqlite(params, changes)
+
+        return Reply(sorted_out)
+
+    def _send(self, statement: Statement | str, params: dict[str, Any]) -> Reply[list[Any]]:
+        """Run a statement (a str: for psycopg as it is); its rows, if it has
+        any, when asked for."""
+        if self.sqlite:
+            assert not isinstance(statement, str)
+            result = self.session.connection().execute(statement, params)
+            return Reply.ready(list(result.all()) if result.returns_rows else [])
+        cursor = self._driver().cursor()
+        with _driver_errors():
+            cursor.execute(statement if isinstance(statement, str) else
+                           _driver_sql(statement, self.session.get_bind().dialect), params)
+
+        def fetch() -> list[Any]:
+            with _driver_errors():
+                return cursor.fetchall()
+
+        return Reply(fetch)
+
+    def _driver(self) -> psycopg.Connection[Any]:
+        driver = self.session.connection().connection.dbapi_connection
+        assert isinstance(driver, psycopg.Connection)  # the only PostgreSQL driver here
+        return driver
 
     def _write_sqlite(self, params: dict[str, Any], changes: Sequence[dict[str, Any]]
                       ) -> tuple[list[tuple[Any, ...]], set[int]]:
@@ -169,23 +239,34 @@ class RegistryRepository:
                                                "now": params["now"]})
         return made, written
 
-    def _copy(self, rows: Sequence[dict[str, Any]]) -> None:
-        """PostgreSQL: stage the rows by binary COPY, the cheapest way in for both
-        sides (a JSON document costs the server twice as much to read)."""
-        driver = self.session.connection().connection.dbapi_connection
-        assert isinstance(driver, psycopg.Connection)  # the only PostgreSQL driver here
-        with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for place, row in enumerate(rows):
-                copy.write_row((place, *[row[name] for name in _PLAIN],
-                                Jsonb(row["registry_data"], dumps=orjson.dumps)))
-
     def _encode(self, rows: Sequence[dict[str, Any]]) -> str:
         """The rows as one JSON array; times as each dialect stores them."""
         if self.sqlite:  # SQLAlchemy's SQLite DATETIME format: naive UTC
             return orjson.dumps(rows, default=_sqlite_time,
                                 option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
         return orjson.dumps(rows).decode()  # ISO 8601 with the offset
+
+
+def _match(by_native: int | None, by_array: int | None, runs: int | None,
+           seen: datetime | None, state: str | None, changed: str,
+           stored_data: str | None, staged_data: str | None) -> Match:
+    names = tuple(changed.split())
+    if stored_data is not None and staged_data is not None and (
+            orjson.loads(stored_data) == orjson.loads(staged_data)):
+        # SQLite compares the documents as text: the same keys in another
+        # order are no change (as jsonb has it).
+        names = tuple(name for name in names if name != "registry_data")
+    return Match(by_native, by_array, runs or 0, seen, state, names)
+
+
+@contextmanager
+def _driver_errors() -> Iterator[None]:
+    """psycopg's errors as SQLAlchemy raises them for statements it runs (a
+    unique key taken: IntegrityError), so the service handles both alike."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
 
 
 def _sqlite_time(value: Any) -> str:
@@ -209,29 +290,39 @@ def _rows(sqlite: bool, param: str, alias: str, columns: Sequence[tuple[str, str
 
 @cache
 def _create_sql(sqlite: bool) -> TextClause:
-    """The round's records, each at its place (ord, from 0). PostgreSQL empties
-    it at commit; SQLite's columns take values as they come (no affinity), as
-    a JSON document gives them."""
+    """The batch's records, each at its place (ord). PostgreSQL empties it at
+    the end of each transaction; SQLite's columns take values as they come (no
+    affinity), as a JSON document gives them."""
     if sqlite:
         return text("CREATE TEMP TABLE IF NOT EXISTS registry_batch "
-                    f"(ord, {', '.join(NAMES)})")
+                    f"(ord INTEGER PRIMARY KEY, {', '.join(NAMES)})")
     columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
     return text("CREATE TEMP TABLE IF NOT EXISTS registry_batch "
-                f"(ord integer, {columns}) ON COMMIT DELETE ROWS")
-
-
-_PLAIN = tuple(name for name in NAMES if name != "registry_data")
-_COPY = f"COPY registry_batch (ord, {', '.join(_PLAIN)}, registry_data) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = ["int4", *({"bigint": "int8", "integer": "int4", "boolean": "bool"}.get(kind, kind)
-                         for name, kind in COLUMNS if name != "registry_data"), "jsonb"]
+                f"(ord integer PRIMARY KEY, {columns}) ON COMMIT DELETE ROWS")
 
 
 @cache
 def _stage_sql() -> TextClause:
-    """SQLite: stage the records of the array `:doc`, each at its place."""
-    picks = ", ".join(f"json_extract(value, '$.{name}')" for name in NAMES)
-    return text(f"INSERT INTO registry_batch (ord, {', '.join(NAMES)}) "
-                f"SELECT key, {picks} FROM json_each(:doc)")
+    """SQLite: stage the records of the JSON array `:doc`, each at its place."""
+    names = ", ".join(("ord", *NAMES))
+    return text(f"INSERT INTO registry_batch ({names}) SELECT {names} "
+                f"FROM {_rows(True, 'doc', 'r', (('ord', 'integer'), *COLUMNS))}")
+
+
+_PLAIN = tuple(name for name in NAMES if name != "registry_data")
+# PostgreSQL: stage the records given as one array a column (psycopg's text,
+# %(name)b: sent in binary).
+_STAGE_ARRAYS = (
+    f"INSERT INTO registry_batch (ord, {', '.join(_PLAIN)}, registry_data) SELECT * FROM unnest("
+    + ", ".join(f"CAST(%({name})b AS {kind}[])"
+                for name, kind in (("ord", "integer"), *COLUMNS)) + ")")
+
+
+def _places(sqlite: bool, param: str) -> str:
+    """A subquery: the integers of the JSON array bound as `:param`."""
+    if sqlite:
+        return f"SELECT value FROM json_each(:{param})"
+    return f"SELECT CAST(value AS integer) FROM json_array_elements_text(CAST(:{param} AS json))"
 
 
 def _key_probes(rows: str) -> tuple[str, str]:
@@ -248,7 +339,7 @@ def _key_probes(rows: str) -> tuple[str, str]:
 
 
 @cache
-def _compare_sql(sqlite: bool) -> Executable:
+def _compare_sql(sqlite: bool) -> Statement:
     by_native, by_array = _key_probes("b")
     differs = "IS NOT" if sqlite else "IS DISTINCT FROM"
 
@@ -257,17 +348,20 @@ def _compare_sql(sqlite: bool) -> Executable:
 
     changed = " || ".join(f"CASE WHEN m.{name} {differs} {new(name)} THEN ' {name}' ELSE '' END"
                           for name in NAMES)
-    stored_data = (f"CASE WHEN m.registry_data {differs} r.registry_data "
-                   "THEN m.registry_data END" if sqlite else "NULL")
+    # SQLite compares JSON as text: both documents, where they differ, to parse.
+    data = (f"CASE WHEN m.registry_data {differs} r.registry_data THEN m.registry_data END, "
+            f"CASE WHEN m.registry_data {differs} r.registry_data THEN r.registry_data END"
+            if sqlite else "NULL, NULL")
     # OFFSET 0: the probes run once a row, and the job is fetched by its id.
     fence = "" if sqlite else " OFFSET 0"
     job = ("LEFT JOIN jobs AS m ON m.id = COALESCE(r.by_native, r.by_array)" if sqlite else
            "LEFT JOIN LATERAL (SELECT * FROM jobs "
            "WHERE jobs.id = COALESCE(r.by_native, r.by_array) OFFSET 0) AS m ON true")
     sql = (f"SELECT r.by_native, r.by_array, m.requeue_count, m.updated_at, m.state, "
-           f"CASE WHEN m.id IS NULL THEN '' ELSE {changed} END, {stored_data} "
+           f"CASE WHEN m.id IS NULL THEN '' ELSE {changed} END, {data} "
            f"FROM (SELECT b.*, {by_native} AS by_native, {by_array} AS by_array "
-           f"FROM registry_batch AS b{fence}) AS r {job} ORDER BY r.ord")
+           f"FROM registry_batch AS b WHERE b.ord IN ({_places(sqlite, 'ords')}){fence}) AS r "
+           f"{job} ORDER BY r.ord")
     if not sqlite:  # psycopg gives aware times itself
         return text(sql)
     return text(sql).columns(updated_at=UTCDateTime())
@@ -275,10 +369,12 @@ def _compare_sql(sqlite: bool) -> Executable:
 
 @cache
 def _lock_sql() -> TextClause:
-    """Lock the registry jobs the staged rows' keys name, in id order (PostgreSQL)."""
+    """Lock the registry jobs that the keys of the staged records at places
+    `:ords` name, in id order (PostgreSQL)."""
     by_native, by_array = _key_probes("b")
-    return text(f"SELECT id FROM jobs WHERE id IN (SELECT {by_native} FROM registry_batch b "
-                f"UNION ALL SELECT {by_array} FROM registry_batch b) ORDER BY id FOR UPDATE")
+    staged = f"FROM registry_batch b WHERE b.ord IN ({_places(False, 'ords')})"
+    return text(f"SELECT id FROM jobs WHERE id IN (SELECT {by_native} {staged} "
+                f"UNION ALL SELECT {by_array} {staged}) ORDER BY id FOR UPDATE")
 
 
 def _insert_sql(sqlite: bool) -> TextClause:
@@ -286,11 +382,9 @@ def _insert_sql(sqlite: bool) -> TextClause:
     values = (*("COALESCE(n.submit_time, :now)" if name == "submit_time" else f"n.{name}"
                 for name in NAMES), *_CONSTANTS.values(),
               ":spec" if sqlite else "CAST(:spec AS jsonb)", ":now")
-    places = ("SELECT value FROM json_each(:new)" if sqlite else
-              "SELECT CAST(value AS integer) FROM json_array_elements_text(CAST(:new AS json))")
     return _typed(text(
         f"INSERT INTO jobs ({', '.join(names)}) SELECT {', '.join(values)} "
-        f"FROM registry_batch AS n WHERE n.ord IN ({places}) ORDER BY n.ord "
+        f"FROM registry_batch AS n WHERE n.ord IN ({_places(sqlite, 'new')}) ORDER BY n.ord "
         f"ON CONFLICT DO NOTHING RETURNING id, {', '.join(_KEY)}, state"))
 
 
@@ -339,3 +433,9 @@ def _write_sql(new: bool, changes: bool) -> TextClause:
 
 def _typed(statement: TextClause) -> TextClause:
     return statement.bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+@cache
+def _driver_sql(statement: Statement, dialect: Dialect) -> str:
+    """A statement as psycopg takes it (%(name)s placeholders)."""
+    return str(statement.compile(dialect=dialect))
