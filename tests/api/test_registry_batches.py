@@ -162,9 +162,11 @@ def ingest_in_chunks(api: Api, chunk: int, *records: dict[str, Any]) -> list[Out
 
 
 def test_chunk_bounds_cover_the_batch_once_in_order() -> None:
-    assert chunk_bounds(1000, 300) == [(0, 100), (100, 400), (400, 700), (700, 1000)]
-    assert chunk_bounds(50, 300) == [(0, 50)]
+    assert chunk_bounds(1000, 300) == [(0, 50), (50, 150), (150, 350), (350, 650),
+                                       (650, 950), (950, 1000)]
+    assert chunk_bounds(30, 300) == [(0, 30)]
     assert chunk_bounds(5, 2) == [(0, 1), (1, 3), (3, 5)]
+    assert chunk_bounds(3, 12) == [(0, 2), (2, 3)]
 
 
 def test_a_batch_in_small_chunks_lands_as_in_one(api: Api) -> None:
@@ -211,7 +213,7 @@ def test_a_later_round_of_one_chunk_is_seen_by_the_next(api: Api) -> None:
     # round (the job named again) has: that comparison is made again, or the
     # last record would count as unchanged against the first and be lost.
     outcomes = ingest_in_chunks(
-        api, 6, record(9), record(9, state="COMPLETED", end="2026-01-02T04:00:00Z"),
+        api, 12, record(9), record(9, state="COMPLETED", end="2026-01-02T04:00:00Z"),
         record(9))
     assert [o.status for o in outcomes] == ["created", "updated", "updated"]
     job = api.get(f"/v1/jobs/{outcomes[0].job_id}").json()

@@ -124,10 +124,15 @@ class RegistryService:
 
 
 def chunk_bounds(count: int, size: int) -> list[tuple[int, int]]:
-    """Where each chunk of a batch of `count` records starts and stops: the
-    first a third of `size` (nothing overlaps its parsing), then `size` each."""
-    starts = [0, *range(min(max(1, size // 3), count), count, size)]
-    return list(zip(starts, [*starts[1:], count], strict=True))
+    """Where each chunk of a batch of `count` records starts and stops. The
+    first is small (the server waits while it is parsed); each next one
+    doubles, up to `size`, so that the last one's write still hides its parsing."""
+    bounds, start, length = [], 0, max(1, size // 6)
+    while start < count or not bounds:
+        stop = min(start + length, count)
+        bounds.append((start, stop))
+        start, length = stop, min(2 * length, size)
+    return bounds
 
 
 # A record as the batch carries it: its place in the batch, its ledger columns.
