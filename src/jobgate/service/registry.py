@@ -127,7 +127,8 @@ def chunk_bounds(count: int, size: int) -> list[tuple[int, int]]:
     """Where each chunk of a batch of `count` records starts and stops. The
     first is small (the server waits while it is parsed); each next one
     doubles, up to `size`, so that the last one's write still hides its parsing."""
-    bounds, start, length = [], 0, max(1, size // 6)
+    bounds: list[tuple[int, int]] = []
+    start, length = 0, max(1, size // 6)
     while start < count or not bounds:
         stop = min(start + length, count)
         bounds.append((start, stop))
