@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 from api_client import Api
+from sqlalchemy.exc import IntegrityError
 
 from jobgate.api.routes.registry import parse_json
 from jobgate.domain.registry import ledger_columns, parse_record
@@ -220,3 +222,17 @@ def test_a_later_round_of_one_chunk_is_seen_by_the_next(api: Api) -> None:
     assert (job["state"], job["requeue_count"]) == ("RUNNING", 1)
     assert [move[:2] for move in moves(api, outcomes[0].job_id)] == [
         (None, "RUNNING"), ("RUNNING", "COMPLETED"), ("COMPLETED", "RUNNING")]
+
+
+def test_an_error_of_a_statement_sent_ahead_is_raised_as_sqlalchemy_raises_it(
+        api: Api) -> None:
+    # On PostgreSQL the staging runs in a pipeline and its error comes with a
+    # later answer: it must still be SQLAlchemy's IntegrityError (the service
+    # retries on it), and the transaction must roll back cleanly.
+    columns = ledger_columns(parse_record(record(1)))
+    with pytest.raises(IntegrityError), api.gateway.sessions.begin() as session:
+        repo = RegistryRepository(session)
+        with repo.ahead():
+            repo.stage([(0, columns), (0, columns)])  # one place twice
+            repo.compare([0]).result()
+    assert push(api, record(1))[0]["status"] == "created"

@@ -319,7 +319,7 @@ def _identity(cluster: str, native_id: str | None, array_job_id: int | None,
 
 
 def _distinct_keys(items: list[Item]) -> tuple[list[Item], list[Item]]:
-    """Records whose keys no earlier record of the batch uses, and the rest (a
+    """Records whose keys no earlier record among `items` uses, and the rest (a
     later round applies them on top, in the order sent)."""
     natives: set[tuple[Any, ...]] = set()
     arrays: set[tuple[Any, ...]] = set()

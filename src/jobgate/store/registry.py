@@ -2,8 +2,9 @@
 whatever its size, and on PostgreSQL the server works while the service parses.
 
 A batch's records are staged, each at its place in the batch (`ord`), in a
-temporary table `registry_batch` (one JSON array per chunk), which the
-statements that do the work join:
+temporary table `registry_batch` (PostgreSQL: one binary array a column, read
+by unnest; SQLite: one JSON array read by `json_each`), which the statements
+that do the work join:
 
 - `compare`: for the records named by their places, the registry jobs their two
   keys name and which decided columns each would change, compared in SQL (IS
@@ -15,9 +16,9 @@ statements that do the work join:
 
 Inside `ahead()`, PostgreSQL gets each statement at once and its answer is read
 only when asked for (`Reply.result`: the driver's pipeline mode), so the service
-parses the next records while the server writes the last ones. The service and
-the server used to take turns; the raw baseline's `executemany` never did. (A
-binary COPY stages for less, but cannot run in a pipeline.)
+parses the next records while the server writes the last ones, instead of the
+two taking turns. Reading one answer waits for every statement sent before it.
+(A binary COPY stages for less, but cannot run in a pipeline.)
 
 No statement's text grows with the batch (a driver would parse it again each
 time). It flushes nothing through the ORM; the service owns the commit.
@@ -310,8 +311,8 @@ def _stage_sql() -> TextClause:
 
 
 _PLAIN = tuple(name for name in NAMES if name != "registry_data")
-# PostgreSQL: stage the records given as one array a column (psycopg's text,
-# %(name)b: sent in binary).
+# PostgreSQL: stage the records given as one array a column (in psycopg's
+# placeholders: %(name)b sends an array in binary).
 _STAGE_ARRAYS = (
     f"INSERT INTO registry_batch (ord, {', '.join(_PLAIN)}, registry_data) SELECT * FROM unnest("
     + ", ".join(f"CAST(%({name})b AS {kind}[])"
