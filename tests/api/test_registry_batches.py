@@ -3,13 +3,15 @@ the staged rows and the fast JSON body, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 from api_client import Api
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from jobgate.api.routes.registry import parse_json
@@ -17,6 +19,7 @@ from jobgate.domain.registry import ledger_columns, parse_record
 from jobgate.service.auth import Principal
 from jobgate.service.registry import Outcome, RegistryService, chunk_bounds
 from jobgate.store.registry import RegistryRepository
+from jobgate.store.tables import JobRow
 
 URL = "/v1/registry/jobs"
 
@@ -236,3 +239,36 @@ def test_an_error_of_a_statement_sent_ahead_is_raised_as_sqlalchemy_raises_it(
             repo.stage([(0, columns), (0, columns)])  # one place twice
             repo.compare([0]).result()
     assert push(api, record(1))[0]["status"] == "created"
+
+
+def test_records_retried_after_losing_their_version_keep_their_own_jobs(
+        api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Two jobs, named in the batch in the opposite order of their ids. Just
+    # before the first write, both change (as a concurrent batch would): both
+    # records lose the version they compared, and are retried, their jobs
+    # locked. Each must still go to its own job, in that same transaction (a
+    # record paired with the other's job would take its key: the whole batch
+    # would roll back and run again).
+    low, high = (result["id"] for result in push(api, record(21), record(22)))
+    write = RegistryRepository.write
+    bumped = []
+
+    def meddle(self: RegistryRepository, *args: Any, **kwargs: Any) -> Any:
+        if not bumped:
+            bumped.append(True)
+            self.session.execute(update(JobRow).where(JobRow.id.in_([low, high])).values(
+                updated_at=datetime(2030, 1, 1, tzinfo=UTC)))
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(RegistryRepository, "write", meddle)
+    caplog.set_level(logging.INFO, logger="jobgate.service.registry")
+    outcomes = ingest_in_chunks(api, 300, record(22, state="COMPLETED",
+                                                 end="2026-01-02T04:00:00Z"),
+                                record(21, state="FAILED", end="2026-01-02T04:00:00Z"))
+    assert bumped
+    assert "collided" not in caplog.text
+    assert [(o.status, o.job_id) for o in outcomes] == [("updated", high), ("updated", low)]
+    with api.gateway.sessions() as session:
+        rows = {job: session.get(JobRow, job) for job in (low, high)}
+        assert (rows[high].native_id, rows[high].state) == ("22", "COMPLETED")
+        assert (rows[low].native_id, rows[low].state) == ("21", "FAILED")

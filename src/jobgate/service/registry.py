@@ -186,17 +186,18 @@ class _Batch:
         PostgreSQL each is sent without waiting (pipeline mode), so that the
         server writes while the service parses. The server runs them in order,
         so the next chunk is compared after this write; a later round of this
-        chunk (rare: a job named twice) makes that comparison stale, and it is
-        made again."""
-        with self.repo.ahead():
+        chunk (rare: a job named twice, or a record a concurrent batch got in
+        the way of) makes that comparison stale, and it is made again."""
+        upcoming: _Chunk | None = None
+
+        def look_ahead() -> None:
+            nonlocal upcoming
             upcoming = self._stage(next(chunks, None))
+
+        with self.repo.ahead():
+            look_ahead()
             while upcoming is not None:
                 chunk, upcoming = upcoming, None
-
-                def look_ahead() -> None:
-                    nonlocal upcoming
-                    upcoming = self._stage(next(chunks, None))
-
                 if self._apply(chunk, look_ahead) and upcoming is not None:
                     upcoming = upcoming._replace(
                         compared=self.repo.compare([index for index, _ in upcoming.first]))
@@ -283,6 +284,7 @@ class _Batch:
                 self.outcomes[index] = Outcome(index, "updated", row["id"])
             else:
                 lost.append((index, columns))
+        lost.sort(key=lambda item: item[0])  # compared again in the order sent
         return lost, later
 
     def _change(self, index: int, match: Match, columns: dict[str, Any]) -> dict[str, Any]:

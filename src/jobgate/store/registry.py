@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
+from itertools import pairwise
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
@@ -156,6 +157,9 @@ class RegistryRepository:
         """
         if not ords:
             return Reply.ready([])
+        # The answer comes in ord order: a caller zipping it with records in
+        # another order would pair each with another record's job.
+        assert all(a < b for a, b in pairwise(ords)), "compare places in ascending order"
         places = {"ords": orjson.dumps(list(ords)).decode()}
         if lock and not self.sqlite:
             self._send(_lock_sql(), places)
