@@ -160,8 +160,8 @@ def test_the_body_reads_as_the_standard_json_module_reads_it(api: Api) -> None:
 
 
 def ingest_in_chunks(api: Api, chunk: int, *records: dict[str, Any]) -> list[Outcome]:
-    """The batch through a service that parses, stages and compares `chunk`
-    records at a time (the first chunk a third of that)."""
+    """The batch through a service that parses, stages and compares up to
+    `chunk` records at a time (the first chunks fewer: see chunk_bounds)."""
     service = RegistryService(api.gateway.sessions, chunk=chunk)
     return service.ingest(list(records), Principal("admin", is_admin=True))
 
