@@ -16,6 +16,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobgate.store.pg_arrays import register_packed_arrays
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -53,7 +55,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "connect", register_packed_arrays)
+    return engine
 
 
 def _render_index_hints(engine: Engine) -> None:

@@ -35,12 +35,12 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy import Dialect, TextClause, TextualSelect, bindparam, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from jobgate.domain.registry import REGISTRY
+from jobgate.store.pg_arrays import pack_array
 from jobgate.store.types import UTCDateTime
 
 # The columns a registry record decides, with their PostgreSQL types.
@@ -140,11 +140,9 @@ class RegistryRepository:
             return
         # PostgreSQL: one binary array a column, which the server reads for
         # less than JSON (no text to parse but the documents).
-        arrays: dict[str, list[Any]] = {"ord": [ord for ord, _ in rows]}
-        for name in _PLAIN:
-            arrays[name] = [columns[name] for _, columns in rows]
-        arrays["registry_data"] = [Jsonb(columns["registry_data"], dumps=orjson.dumps)
-                                   for _, columns in rows]
+        arrays = {"ord": pack_array("integer", [ord for ord, _ in rows])}
+        for name, kind in COLUMNS:
+            arrays[name] = pack_array(kind, [columns[name] for _, columns in rows])
         self._send(_STAGE_ARRAYS, arrays)
 
     def compare(self, ords: Sequence[int], *, lock: bool = False) -> Reply[list[Match]]:
@@ -314,11 +312,10 @@ def _stage_sql() -> TextClause:
                 f"FROM {_rows(True, 'doc', 'r', (('ord', 'integer'), *COLUMNS))}")
 
 
-_PLAIN = tuple(name for name in NAMES if name != "registry_data")
 # PostgreSQL: stage the records given as one array a column (in psycopg's
-# placeholders: %(name)b sends an array in binary).
+# placeholders: %(name)b binds in binary; store.pg_arrays packs each).
 _STAGE_ARRAYS = (
-    f"INSERT INTO registry_batch (ord, {', '.join(_PLAIN)}, registry_data) SELECT * FROM unnest("
+    f"INSERT INTO registry_batch (ord, {', '.join(NAMES)}) SELECT * FROM unnest("
     + ", ".join(f"CAST(%({name})b AS {kind}[])"
                 for name, kind in (("ord", "integer"), *COLUMNS)) + ")")
 
