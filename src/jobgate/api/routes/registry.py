@@ -32,7 +32,8 @@ class _FastJsonRequest(Request):
 def parse_json(body: bytes) -> Any:
     """The body as the standard library's json reads it (integers of any size,
     NaN), only faster; what pydantic-core refuses (lone surrogates, UTF-16) goes
-    to json itself, which accepts it or raises the same error as before."""
+    to json itself, which accepts it or raises the same error as before. (Not
+    orjson: it reads an integer beyond 64 bits as a float, changing the record.)"""
     try:
         return from_json(body)
     except ValueError:
