@@ -43,7 +43,9 @@ def test_submit_runs_in_the_current_directory(
 
     job_id = submitted_id(jobgate_cli("submit", str(script)))
 
-    assert client.get(job_id).wait(timeout=WAIT) is JobState.COMPLETED
+    job = client.get(job_id)
+    assert job.name == "job.sh"  # as sbatch names a job: after its script
+    assert job.wait(timeout=WAIT) is JobState.COMPLETED
     assert (tmp_path / f"jobgate-{job_id}.out").read_text() == f"hello from {tmp_path}\n"
     logs = jobgate_cli("logs", str(job_id))
     assert (logs.returncode, logs.stdout) == (0, f"hello from {tmp_path}\n")

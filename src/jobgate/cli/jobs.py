@@ -89,6 +89,9 @@ def submit(
     if (script is None) == (wrap is None):
         fail("give a SCRIPT file (or - for stdin), or --wrap 'command'", 2)
     text = _read_script(script) if script is not None else ""
+    # A script file goes by its path, so that the job is named after it (as
+    # sbatch names it) unless -J or `#SBATCH -J` names it.
+    script_path = script if script not in (None, "-") else None
     uploads = bool(files) or archive is not None
     fields: dict[str, Any] = {
         "name": name, "partition": partition, "account": account, "cluster": cluster,
@@ -103,8 +106,9 @@ def submit(
     with connect(ctx) as client:
         try:
             with upload_bar(progress if uploads else False) as moved:
-                job = client.submit(text if wrap is None else None, files=files or (),
-                                    archive=archive, progress=moved, **fields)
+                job = client.submit(text if script == "-" else None, script_path=script_path,
+                                    files=files or (), archive=archive, progress=moved,
+                                    **fields)
         except OSError as exc:
             fail(f"cannot read {exc.filename}: {exc.strerror}")
         if not wait:
