@@ -69,8 +69,10 @@ def test_suspend_resume_signal_notify(api: Api, tmp_path: Path) -> None:
     assert "got USR1" in out and "hi\n" in out
     api.post(f"/v1/jobs/{job['id']}/cancel")
     assert api.wait_final(job["id"])["state"] == "CANCELLED"
-    events = [e["to_state"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["events"]]
-    assert events == ["PENDING", "RUNNING", "SUSPENDED", "RUNNING", "CANCELLED"]
+    events = api.get(f"/v1/jobs/{job['id']}/events").json()["events"]
+    assert [e["to_state"] for e in events] == [
+        "PENDING", "RUNNING", "SUSPENDED", "RUNNING", "CANCELLED"]
+    assert [e["reason"] for e in events[2:4]] == ["suspended by admin", "resumed by admin"]
 
 
 def test_requeue_runs_again(api: Api) -> None:

@@ -38,6 +38,9 @@ RUNNING_FIELDS = frozenset({"time_limit", "name", "comment"})
 MAX_NOTIFY_BYTES = 4096
 
 
+# What a verb did, as the job's event says it ("resumed by ana").
+_DONE = {"suspend": "suspended", "resume": "resumed"}
+
 class JobControl:
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
@@ -124,7 +127,7 @@ class JobControl:
         getattr(backend, verb)(job)
         with self._job(job_id, user, verb) as (repo, row):
             repo.transition(row.id, expected, new, utcnow(),
-                            reason=f"{new.value.lower()} by {user.describe()}")
+                            reason=f"{_DONE[verb]} by {user.describe()}")
             return to_record(row)
 
     def requeue(self, job_id: int, user: Principal, *, hold: bool = False) -> JobRecord:
