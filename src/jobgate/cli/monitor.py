@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jobgate.cli.common import connect, console, print_json
-from jobgate.cli.render import clock, jobs_table
+from jobgate.cli.render import clock, jobs_table, stats_lines
 from jobgate.client import Client
 from jobgate.errors import JobgateError
 
@@ -118,8 +118,7 @@ def stats(
             if as_json:
                 print_json(data)
                 return
-            for key, value in data.items():
-                typer.echo(f"{key:<20} {'-' if value is None else value}")
+            typer.echo("\n".join(stats_lines(data)))
             return
         report = client.usage(group_by, since=since, until=until)
     if as_json:

@@ -94,3 +94,28 @@ def _value_text(job: Job, key: str, value: Any) -> Text | str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def stats_lines(data: dict[str, Any]) -> list[str]:
+    """One job's usage (GET /v1/jobs/{id}/stats), `key  value` a line, in units
+    a person reads: clocks, CPU seconds, MiB."""
+    width = max(map(len, data), default=0)
+    return [f"{key.ljust(width)}  {_stat_text(key, value)}" for key, value in data.items()]
+
+
+def _stat_text(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key in ("run_time", "elapsed_cpu_time", "suspended_seconds"):
+        seconds = round(value)
+        return f"{clock(seconds)} ({seconds} s)"
+    if key in ("cpu_time", "cpu_user", "cpu_system"):
+        return f"{value:.3f} s"
+    if key == "max_rss":
+        return f"{value / 1024:.1f} MiB ({value} KiB)"
+    if key == "allocation" and isinstance(value, dict):
+        cpus = ",".join(map(str, value.get("cpus") or [])) or "-"
+        gpus = ",".join(map(str, value.get("gpus") or [])) or "-"
+        memory = f"{value['memory']} MiB" if value.get("memory") else "-"  # 0: none asked
+        return f"node {value.get('node', '-')}, cpus {cpus}, memory {memory}, gpus {gpus}"
+    return str(value)
