@@ -98,9 +98,19 @@ def test_ls_json_and_table_filter_by_tag(jobgate_cli: Run, client: Client,
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
     assert header.split() == ["ID", "NAME", "USER", "STATE", "PARTITION", "TIME", "EXIT",
-                              "SUBMITTED"]
+                              "SUBMITTED", "NODELIST(REASON)"]
     assert [int(row.split()[0]) for row in rows] == sorted(ids, reverse=True)
     assert all("COMPLETED" in row and "0:00:0" in row for row in rows)
+    node = client.get(ids[0]).allocation["node"]
+    assert all(row.split()[-1] == node for row in rows)  # where each ran
+
+
+def test_ls_says_why_a_pending_job_waits(jobgate_cli: Run, tmp_path: Path) -> None:
+    tag = f"why-{tmp_path.name}"
+    job_id = submitted_id(jobgate_cli("submit", "--hold", "--tag", tag, "--wrap", "true"))
+    (row,) = jobgate_cli("ls", "--tag", tag).stdout.splitlines()[1:]
+    assert row.split()[0] == str(job_id) and row.split()[-1] == "(JobHeldUser)"
+    assert jobgate_cli("cancel", str(job_id)).returncode == 0
 
 
 def test_show_lists_every_field(jobgate_cli: Run, client: Client, tmp_path: Path) -> None:

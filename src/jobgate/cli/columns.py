@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
-from jobgate.cli.render import clock, exit_text, local_time, state_text
+from jobgate.cli.render import clock, exit_text, local_time, reason_or_node, state_text
 from jobgate.client import Job
 from jobgate.domain.states import JobState
 
@@ -40,16 +40,6 @@ _COMPACT = {
     JobState.PREEMPTED: "PR", JobState.BOOT_FAIL: "BF", JobState.DEADLINE: "DL",
     JobState.OUT_OF_MEMORY: "OOM",
 }
-
-
-def _reason(job: Job) -> str:
-    """squeue's %R: the reason while pending, else the node list (here: the node)."""
-    if job.state is JobState.PENDING:
-        return f"({job.state_reason or 'None'})"
-    allocation = job.allocation
-    if isinstance(allocation, dict) and allocation.get("node"):
-        return str(allocation["node"])
-    return _dash(job.state_reason)
 
 
 @dataclass(frozen=True)
@@ -72,7 +62,7 @@ COLUMNS: dict[str, Column] = {
     "state": Column("STATE", lambda j: j.state.value),
     "state_compact": Column("ST", lambda j: _COMPACT.get(j.state, j.state.value)),
     "state_reason": Column("REASON", lambda j: _dash(j.state_reason)),
-    "reason_or_nodes": Column("NODELIST(REASON)", _reason),
+    "reason_or_nodes": Column("NODELIST(REASON)", reason_or_node),
     "run_time": Column("TIME", lambda j: clock(j.run_time), right=True),
     "time_limit": Column("TIME_LIMIT", lambda j: clock(j.time_limit)
                          if j.time_limit is not None else "UNLIMITED", right=True),

@@ -50,18 +50,31 @@ def exit_text(job: Job) -> str:
     return "-" if job.exit_code is None else str(job.exit_code)
 
 
+def reason_or_node(job: Job) -> str:
+    """squeue's %R: the reason while pending, else the node list (here: the node)."""
+    if job.state is JobState.PENDING:
+        return f"({job.state_reason or 'None'})"
+    allocation = job.allocation
+    if isinstance(allocation, dict) and allocation.get("node"):
+        return str(allocation["node"])
+    return job.state_reason or "-"
+
+
 def jobs_table(jobs: Iterable[Job]) -> Table:
+    """squeue's default view, with the exit code and the submit time: a pending
+    job says why it waits, the others where they ran (NODELIST(REASON))."""
     table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
     for column in ("ID", "NAME", "USER", "STATE", "PARTITION", "TIME", "EXIT"):
         table.add_column(column, justify="right" if column in ("ID", "TIME") else "left",
                          no_wrap=True, overflow="fold")
     table.add_column("SUBMITTED", no_wrap=True)
+    table.add_column("NODELIST(REASON)", overflow="fold")
     for job in jobs:
         # Text, not str: a job name like "[red]x" must not be read as rich markup.
         table.add_row(
             Text(str(job.id)), Text(job.name), Text(job.user_name), state_text(job.state),
             Text(job.partition), Text(clock(job.run_time)), Text(exit_text(job)),
-            Text(local_time(job.submit_time)),
+            Text(local_time(job.submit_time)), Text(reason_or_node(job)),
         )
     return table
 
