@@ -127,6 +127,9 @@ def test_show_lists_every_field(jobgate_cli: Run, client: Client, tmp_path: Path
     assert fields["state"].strip() == "FAILED"
     assert fields["exit_code"].strip() == "4"
     assert "working_directory" in fields and "submit_time" in fields
+    allocation = client.get(job_id).allocation
+    assert fields["allocation"].strip() == (
+        f"node {allocation['node']}, cpus {allocation['cpus'][0]}, memory -, gpus -")
 
 
 def test_logs_stderr_and_follow(jobgate_cli: Run, client: Client, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from jobgate.cli.render import stats_lines
+from jobgate.cli.render import job_details, stats_lines
+from jobgate.client import Client, Job
 
 
 def test_a_jobs_usage_reads_in_clocks_cpu_seconds_and_mib() -> None:
@@ -31,3 +32,13 @@ def test_an_allocation_without_memory_asked_shows_none() -> None:
     (line,) = stats_lines({"allocation": {"node": "vm", "cpus": [3], "memory": 0,
                                           "gpus": [0]}})
     assert line == "allocation  node vm, cpus 3, memory -, gpus 0"
+
+
+def test_show_gives_a_layout_and_record_fields_as_a_person_reads_them() -> None:
+    job = Job.from_api(Client("http://127.0.0.1:9", "unused"), {
+        "id": 3, "state": "RUNNING",
+        "allocation": {"node": "vm", "cpus": [2, 3], "memory": 0, "gpus": []},
+        "registry_data": {"qos": "normal", "nodes": ["nid1"], "note": "é"}})
+    lines = str(job_details(job)).splitlines()
+    assert lines[2:] == ["allocation     node vm, cpus 2,3, memory -, gpus -",
+                         'registry_data  {"qos": "normal", "nodes": ["nid1"], "note": "é"}']

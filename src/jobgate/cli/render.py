@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -106,6 +107,10 @@ def _value_text(job: Job, key: str, value: Any) -> Text | str:
         return ", ".join(str(v) for v in value) or Text("-", style="dim")
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if key == "allocation" and isinstance(value, dict):
+        return allocation_text(value)
+    if isinstance(value, dict):  # a registry job's record fields: as JSON, not Python
+        return json.dumps(value, ensure_ascii=False)
     return str(value)
 
 
@@ -127,8 +132,13 @@ def _stat_text(key: str, value: Any) -> str:
     if key == "max_rss":
         return f"{value / 1024:.1f} MiB ({value} KiB)"
     if key == "allocation" and isinstance(value, dict):
-        cpus = ",".join(map(str, value.get("cpus") or [])) or "-"
-        gpus = ",".join(map(str, value.get("gpus") or [])) or "-"
-        memory = f"{value['memory']} MiB" if value.get("memory") else "-"  # 0: none asked
-        return f"node {value.get('node', '-')}, cpus {cpus}, memory {memory}, gpus {gpus}"
+        return allocation_text(value)
     return str(value)
+
+
+def allocation_text(allocation: dict[str, Any]) -> str:
+    """A job's resource layout: "node vm, cpus 0,1, memory 512 MiB, gpus -"."""
+    cpus = ",".join(map(str, allocation.get("cpus") or [])) or "-"
+    gpus = ",".join(map(str, allocation.get("gpus") or [])) or "-"
+    memory = f"{allocation['memory']} MiB" if allocation.get("memory") else "-"  # 0: none asked
+    return f"node {allocation.get('node', '-')}, cpus {cpus}, memory {memory}, gpus {gpus}"
