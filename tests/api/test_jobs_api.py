@@ -151,6 +151,29 @@ def test_list_filters_and_cursor(api: Api) -> None:
     assert api.get("/v1/jobs", params={"limit": 0}).status_code == 422
 
 
+def test_list_the_tasks_of_one_array(api: Api) -> None:
+    first = api.submit(command="true", array="0-4", hold=True)["array_job_id"]
+    other = api.submit(command="true", array="0-1", hold=True)["array_job_id"]
+    api.submit(command="true", hold=True)
+
+    def listed(**params: object) -> list[tuple[int, int]]:
+        jobs = api.get("/v1/jobs", params=params).json()["jobs"]
+        return [(j["array_job_id"], j["array_task_id"]) for j in jobs]
+
+    assert listed(array=first) == [(first, task) for task in (4, 3, 2, 1, 0)]
+    assert listed(array=other, state="PENDING") == [(other, 1), (other, 0)]
+    seen, cursor = [], None
+    while True:  # page by page, the filter holds
+        page = api.get("/v1/jobs", params={"array": first, "limit": 2,
+                                           **({"cursor": cursor} if cursor else {})}).json()
+        seen += [j["array_task_id"] for j in page["jobs"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == [4, 3, 2, 1, 0]
+    assert listed(array=other + 100) == []
+    assert api.get("/v1/jobs", params={"array": 0}).status_code == 422
+
+
 def test_users_see_only_their_own_jobs(api: Api) -> None:
     ana = api.add_user("ana", "ana-token")
     theirs = api.submit(command="true")

@@ -62,6 +62,22 @@ def test_verbs_on_one_job(jobgate_cli: Run, client: Client) -> None:
     assert missing.returncode == 1 and "error: job" in missing.stderr
 
 
+def test_cancel_every_task_of_an_array_as_scancel_does(jobgate_cli: Run,
+                                                       client: Client) -> None:
+    array = _submit(jobgate_cli, "--wrap", "sleep 60", "--hold", "--array", "0-2")
+    beside = _submit(jobgate_cli, "--wrap", "sleep 60", "--hold")
+    listed = json.loads(jobgate_cli("ls", "--array", str(array), "--json").stdout)
+    tasks = [job["id"] for job in listed]
+    assert [job["array_task_id"] for job in listed] == [2, 1, 0] and beside not in tasks
+
+    result = jobgate_cli("cancel", "--array", str(array))
+
+    assert result.returncode == 0 and result.stdout.count("Cancelled") == 3
+    assert {client.get(i).state for i in tasks} == {JobState.CANCELLED}
+    assert client.get(beside).state is JobState.PENDING
+    assert jobgate_cli("cancel", str(beside)).returncode == 0
+
+
 def test_cancel_by_tag_and_wait_for_many(jobgate_cli: Run, client: Client) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
     held = [_submit(jobgate_cli, "--wrap", "sleep 60", "--hold", "--tag", tag)

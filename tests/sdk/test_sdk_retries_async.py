@@ -121,6 +121,11 @@ def test_async_client_has_the_same_calls(server: LiveServer, tmp_path: Path,
             listed = await client.list(tag=tag)
             assert many[0].id in {j.id for j in listed}
             assert [j.id async for j in client.iter_jobs(tag=tag, limit=1)] == [many[0].id]
+            array = await client.submit(command="true", array="0-1", hold=True)
+            tasks = await client.list(array=array.id)
+            assert [j.array_task_id for j in tasks] == [1, 0]
+            for task in tasks:
+                await client.cancel(task.id)
             assert (await client.usage("user"))["group_by"] == "user"
             assert (await client.clusters())[0]["name"]
 

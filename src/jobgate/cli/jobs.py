@@ -162,6 +162,8 @@ def ls(
     = None,
     partition: Annotated[str | None, typer.Option("--partition", "-p")] = None,
     cluster: Annotated[str | None, typer.Option("--cluster", "-M")] = None,
+    array: Annotated[int | None, typer.Option(
+        "--array", min=1, help="Only the tasks of this array (its job id).")] = None,
     fmt: Annotated[str | None, typer.Option(
         "--format", "-o", help="squeue's format string (\"%.7i %.9P %.8j %.8u %.2t %.10M\") "
         "or a list of columns (id,name,state,account).")] = None,
@@ -187,7 +189,7 @@ def ls(
             user = Admin(client).me()["name"]
         jobs = client.list(
             state=[s.upper() for s in states or ()], tag=tag, user=user, account=account,
-            cluster=cluster, partition=partition, limit=wanted + 1,
+            cluster=cluster, partition=partition, array=array, limit=wanted + 1,
         )
     more, jobs = len(jobs) > wanted, jobs[:wanted]
     if as_json:
@@ -224,10 +226,13 @@ def cancel(
         "--state", "-t", help="Cancel every job in this state; repeatable.")] = None,
     user: Annotated[str | None, typer.Option("--user", "-u", help="...of this user.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="...with this tag.")] = None,
+    array: Annotated[int | None, typer.Option(
+        "--array", min=1, help="...of this array: its tasks (the array's job id).")] = None,
 ) -> None:
-    """Cancel jobs by id, or every active job matching --state/--user/--tag (as scancel)."""
-    if not ids and not (states or user or tag):
-        fail("give job ids, or --state/--user/--tag to choose jobs", 2)
+    """Cancel jobs by id, or every active job matching --state/--user/--tag/--array
+    (as scancel; `scancel ARRAY_ID` is `jobgate cancel --array ARRAY_ID`)."""
+    if not ids and not (states or user or tag or array):
+        fail("give job ids, or --state/--user/--tag/--array to choose jobs", 2)
     failed = 0
     with connect(ctx) as client:
         if ids:
@@ -235,7 +240,8 @@ def cancel(
         else:
             wanted = [s.upper() for s in states or ()] or \
                 ["PENDING", "RUNNING", "SUSPENDED"]
-            targets = [job.id for job in client.iter_jobs(state=wanted, user=user, tag=tag)
+            targets = [job.id for job in client.iter_jobs(state=wanted, user=user, tag=tag,
+                                                          array=array)
                        if not job.state.final]
         for job_id in targets:
             try:

@@ -125,7 +125,7 @@ class AsyncClient:
     async def iter_jobs(self, *, state: StateFilter = None, tag: str | None = None,
                         user: str | None = None, cluster: str | None = None,
                         partition: str | None = None, account: str | None = None,
-                        limit: int | None = None,
+                        array: int | None = None, limit: int | None = None,
                         page_size: int = 100) -> AsyncIterator[Job]:
         """Jobs matching the filters, newest first, page by page.
 
@@ -134,7 +134,7 @@ class AsyncClient:
         """
         from jobgate.client.client import _list_params
 
-        params = _list_params(state, tag, user, cluster, partition, account)
+        params = _list_params(state, tag, user, cluster, partition, account, array)
         remaining = limit
         cursor: str | None = None
         while remaining is None or remaining > 0:
@@ -153,7 +153,7 @@ class AsyncClient:
     async def list(self, *, state: StateFilter = None, tag: str | None = None,
                    user: str | None = None, cluster: str | None = None,
                    partition: str | None = None, account: str | None = None,
-                   limit: int | None = None) -> builtins.list[Job]:
+                   array: int | None = None, limit: int | None = None) -> builtins.list[Job]:
         """Jobs matching the filters, newest first, up to `limit`.
 
         Raises:
@@ -161,7 +161,7 @@ class AsyncClient:
         """
         return [job async for job in self.iter_jobs(
             state=state, tag=tag, user=user, cluster=cluster, partition=partition,
-            account=account, limit=limit, page_size=1000)]
+            account=account, array=array, limit=limit, page_size=1000)]
 
     async def _verb(self, job_id: int, verb: str, body: dict[str, Any] | None = None) -> Job:
         return self._job(await self._json("POST", f"/v1/jobs/{int(job_id)}/{verb}", json=body))

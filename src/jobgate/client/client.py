@@ -148,12 +148,14 @@ class Client(ControlMixin):
         cluster: str | None = None,
         partition: str | None = None,
         account: str | None = None,
+        array: int | None = None,
         limit: int | None = None,
         page_size: int = DEFAULT_PAGE,
     ) -> Iterator[Job]:
         """Jobs matching all the filters, newest first, fetched page by page.
 
-        `user` is an owner's name, `account` the account jobs are charged to.
+        `user` is an owner's name, `account` the account jobs are charged to,
+        `array` an array's job id (its tasks).
         `state` may be one state or several (any of them matches). `limit` caps the
         number of jobs yielded; None follows the cursors to the end.
 
@@ -162,7 +164,7 @@ class Client(ControlMixin):
             UnauthorizedError: no token, or a wrong one.
             UnreachableError: the gateway did not answer.
         """
-        params = _list_params(state, tag, user, cluster, partition, account)
+        params = _list_params(state, tag, user, cluster, partition, account, array)
         remaining = limit
         cursor: str | None = None
         while remaining is None or remaining > 0:
@@ -187,6 +189,7 @@ class Client(ControlMixin):
         cluster: str | None = None,
         partition: str | None = None,
         account: str | None = None,
+        array: int | None = None,
         limit: int | None = None,
     ) -> builtins.list[Job]:
         """Jobs matching all the filters, newest first, up to `limit` in all.
@@ -198,7 +201,7 @@ class Client(ControlMixin):
         """
         return builtins.list(self.iter_jobs(
             state=state, tag=tag, user=user, cluster=cluster, partition=partition,
-            account=account, limit=limit, page_size=MAX_PAGE,
+            account=account, array=array, limit=limit, page_size=MAX_PAGE,
         ))
 
     def jobs(self, *, frozen: bool = False, **filters: Any) -> Jobs:
@@ -275,11 +278,11 @@ class Client(ControlMixin):
 
 def _list_params(state: StateFilter, tag: str | None, user: str | None,
                  cluster: str | None, partition: str | None,
-                 account: str | None = None) -> dict[str, Any]:
+                 account: str | None = None, array: int | None = None) -> dict[str, Any]:
     if isinstance(state, str):
         states: builtins.list[str] = [str(state).upper()]
     else:
         states = [str(s).upper() for s in state or ()]
     given = {"state": states or None, "tag": tag, "user": user, "cluster": cluster,
-             "partition": partition, "account": account}
+             "partition": partition, "account": account, "array": array}
     return {key: value for key, value in given.items() if value is not None}

@@ -69,6 +69,7 @@ class JobFilter:
     cluster: str | None = None
     partition: str | None = None
     account: str | None = None
+    array_job_id: int | None = None  # the tasks of this array
     # Only jobs of this owner or of these projects (a non-admin's view; an
     # owner of None: the projects' jobs only).
     visible_to: tuple[str | None, tuple[str, ...]] | None = None
@@ -94,7 +95,7 @@ _PAGE_COLUMNS = [c for c in JOBS.columns
 _PAGE_NAMES = [c.name for c in _PAGE_COLUMNS] + ["dependencies"]
 _TIME_COLUMNS = ("submit_time", "start_time", "end_time")
 _JSON_COLUMNS = ("allocation", "stats", "registry_data")
-_EQUAL_FILTERS = ("user_name", "cluster", "partition", "account")
+_EQUAL_FILTERS = ("user_name", "cluster", "partition", "account", "array_job_id")
 # Past this many index walks (states x owner and projects), one walk with OR.
 MAX_PAGE_WALKS = 16
 # A tag filter's join (job_tags itself is read for each job's tags).
@@ -360,6 +361,8 @@ class JobRepository:
             query = query.where(JOBS.c.partition == filters.partition)
         if filters.account is not None:
             query = query.where(JOBS.c.account == filters.account)
+        if filters.array_job_id is not None:
+            query = query.where(JOBS.c.array_job_id == filters.array_job_id)
         if filters.visible_to is not None:
             query = query.where(visible_clause(filters.visible_to))
         if after_id is not None:

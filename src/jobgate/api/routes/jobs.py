@@ -101,12 +101,15 @@ def list_jobs(
     cluster: str | None = None,
     partition: str | None = None,
     account: str | None = None,
+    array: Annotated[int | None, Query(
+        ge=1, description="Only the tasks of this array (their array_job_id)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Response:
     """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     filters = JobFilter(states=tuple(state or ()), tag=tag, user_name=user_name,
-                        cluster=cluster, partition=partition, account=account)
+                        cluster=cluster, partition=partition, account=account,
+                        array_job_id=array)
     rows, next_cursor = gateway.jobs.list_page(filters, user, limit=limit, cursor=cursor)
     # JobList's JSON, written here (api/job_pages.py): a Response is sent as is.
     return Response(job_list_json(rows, next_cursor, datetime.now(UTC)),
