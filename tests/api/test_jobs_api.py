@@ -93,6 +93,8 @@ def test_what_the_cluster_cannot_give_is_422(api: Api) -> None:
         answer = api.post("/v1/jobs", json={"command": "true", field: value})
         assert answer.status_code == 422, (field, answer.text)
         assert answer.json()["details"][0]["field"] == field
+        if field == "memory":  # the amount asked, in the unit the limit is given in
+            assert "(got '67108864 MiB')" in answer.json()["message"]
 
 
 def test_wrong_body_types_are_422_in_our_format(api: Api) -> None:

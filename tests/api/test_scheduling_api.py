@@ -154,6 +154,7 @@ def test_partition_limits_refuse_at_submit(two_cpus: Api) -> None:
         assert answer.status_code == 422, fields
         assert answer.json()["details"][0]["field"] == field
         assert "short" in answer.json()["message"]
+    assert "allows at most 100 MiB a job (got '200 MiB')" in answer.json()["message"]
     defaulted = api.submit(command="true", partition="short")
     assert defaulted["time_limit"] == 30
 

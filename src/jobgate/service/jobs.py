@@ -569,7 +569,7 @@ def apply_partition_limits(spec: JobSpec, partition: PartitionConfig) -> JobSpec
                                f"{where} allows at most {partition.max_cpus_per_job} CPUs a job")
     memory = job_memory(spec.memory, spec.memory_per_cpu, cpus)
     if partition.max_memory_per_job is not None and memory > partition.max_memory_per_job:
-        raise InvalidSpecError("memory", memory,
+        raise InvalidSpecError("memory", f"{memory} MiB",
                                f"{where} allows at most {partition.max_memory_per_job} MiB a job")
     return spec
 

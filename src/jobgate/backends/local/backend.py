@@ -82,7 +82,7 @@ class LocalBackend:
                                    f"more CPUs than the local node has ({len(node.cpus)})")
         memory = job_memory(spec.memory, spec.memory_per_cpu, cpus)
         if memory > node.memory:
-            raise InvalidSpecError("memory", memory,
+            raise InvalidSpecError("memory", f"{memory} MiB",
                                    f"more memory than the local node has ({node.memory} MiB)")
         if (spec.gpus or 0) > len(node.gpus):
             raise InvalidSpecError("gpus", spec.gpus,

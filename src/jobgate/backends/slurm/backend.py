@@ -168,7 +168,7 @@ class SlurmBackend:
         per_node = spec.memory if spec.memory is not None \
             else (spec.memory_per_cpu or 0) * (spec.cpus_per_task or 1)
         if per_node > most_memory:
-            raise InvalidSpecError("memory", per_node,
+            raise InvalidSpecError("memory", f"{per_node} MiB",
                                    f"no node of the cluster has more than {most_memory} MiB")
         gpus = sum(n["gpus"] for n in nodes)
         if (spec.gpus or 0) > gpus:
