@@ -25,6 +25,19 @@ def test_submit_wait_exits_with_the_jobs_exit_code(jobgate_cli: Run) -> None:
     assert jobgate_cli("submit").returncode == 2
 
 
+def test_submit_wait_on_an_array_waits_for_every_task(jobgate_cli: Run) -> None:
+    # sbatch --wait: an array's exit code is its tasks' highest.
+    waited = jobgate_cli("submit", "--wait", "--array", "0-2",
+                         "--wrap", "sleep 0.3; exit $SLURM_ARRAY_TASK_ID")
+    assert waited.returncode == 2, waited.stderr
+    assert [line.split(None, 2)[2] for line in waited.stderr.splitlines()[1:]] == [
+        "COMPLETED (exit 0)", "FAILED (exit 1)", "FAILED (exit 2)"]
+    listed = json.loads(jobgate_cli("submit", "--wait", "--json", "--array", "0-1",
+                                    "--wrap", "true").stdout)
+    assert [(task["array_task_id"], task["state"]) for task in listed] == [
+        (0, "COMPLETED"), (1, "COMPLETED")]
+
+
 def test_sbatch_options_reach_the_job(jobgate_cli: Run, client: Client) -> None:
     job_id = _submit(jobgate_cli, "--wrap", "echo $A", "--export", "A=42", "--hold",
                      "--mem-per-cpu", "16M", "-d", "afterany:1", "-t", "3:00")

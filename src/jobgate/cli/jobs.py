@@ -14,7 +14,7 @@ from jobgate.cli.common import connect, console, fail, print_json
 from jobgate.cli.control import exit_status
 from jobgate.cli.render import exit_text, job_details, jobs_table
 from jobgate.cli.upload_bar import upload_bar
-from jobgate.client import Client
+from jobgate.client import Client, as_completed
 from jobgate.client.admin import Admin
 from jobgate.client.client import Stream
 from jobgate.domain.parsing import parse_sbatch_directives
@@ -77,7 +77,8 @@ def submit(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
     wait: Annotated[bool, typer.Option("--wait", "-W", help="Wait for the job to end and "
-                                       "exit with its exit code.")] = False,
+                                       "exit with its exit code (an array: every task, "
+                                       "their highest code).")] = False,
 ) -> None:
     """Submit a batch script (or --wrap a command), as sbatch does.
 
@@ -119,12 +120,17 @@ def submit(
             return
         if not as_json:
             typer.echo(f"Submitted batch job {job.id}", err=True)
-        job.wait()
+        # An array: every task, as sbatch --wait waits for them all.
+        tasks = client.list(array=job.array_id) if job.array_id is not None else [job]
+        done = sorted(as_completed(tasks, client=client), key=lambda task: task.id)
     if as_json:
-        print_json(job.to_dict())
+        print_json(done[0].to_dict() if job.array_id is None else
+                   [task.to_dict() for task in done])
     else:
-        typer.echo(f"job {job.id} {job.state.value} (exit {exit_text(job)})", err=True)
-    raise typer.Exit(exit_status([job]))
+        for task in done:
+            typer.echo(f"job {task.id} {task.state.value} (exit {exit_text(task)})", err=True)
+    # sbatch --wait: the job's exit code; an array's, its tasks' highest.
+    raise typer.Exit(max(exit_status([task]) for task in done))
 
 
 def _read_script(script: str) -> str:

@@ -142,7 +142,10 @@ class AsyncClient:
             page = await self._json("GET", "/v1/jobs", params={
                 **params, "limit": max(size, 1), **({"cursor": cursor} if cursor else {})})
             for data in page["jobs"]:
-                yield self._job(data)
+                # A gateway older than the array filter ignores it: never
+                # hand back (say, to cancel) a job of another array.
+                if array is None or data.get("array_job_id") == array:
+                    yield self._job(data)
             if remaining is not None:
                 remaining -= len(page["jobs"])
             next_cursor = page.get("next_cursor")
