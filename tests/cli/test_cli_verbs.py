@@ -91,6 +91,21 @@ def test_cancel_every_task_of_an_array_as_scancel_does(jobgate_cli: Run,
     assert jobgate_cli("cancel", str(beside)).returncode == 0
 
 
+def test_hold_and_release_every_task_of_an_array(jobgate_cli: Run, client: Client) -> None:
+    array = _submit(jobgate_cli, "--wrap", "true", "--array", "0-2",
+                    "--begin", "2999-01-01T00:00:00")
+    tasks = [job.id for job in client.list(array=array)]
+
+    held = jobgate_cli("hold", "--array", str(array))
+    assert held.returncode == 0 and held.stdout.count("Held") == 3, held.stderr
+    assert {client.get(i).state_reason for i in tasks} == {"JobHeldUser"}
+    released = jobgate_cli("release", "--array", str(array))
+    assert released.returncode == 0 and released.stdout.count("Released") == 3
+    assert not any(client.get(i).held for i in tasks)
+    assert jobgate_cli("hold").returncode == 2  # neither ids nor --array
+    assert jobgate_cli("cancel", "--array", str(array)).returncode == 0
+
+
 def test_cancel_by_tag_and_wait_for_many(jobgate_cli: Run, client: Client) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
     held = [_submit(jobgate_cli, "--wrap", "sleep 60", "--hold", "--tag", tag)

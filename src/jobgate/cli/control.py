@@ -14,6 +14,12 @@ from jobgate.client import Client, Job, as_completed
 from jobgate.errors import JobgateError
 
 Ids = Annotated[list[int], typer.Argument(metavar="ID...", help="Job ids.")]
+# Steering verbs take ids and/or --array (as scontrol does an array's job id).
+SomeIds = Annotated[list[int] | None, typer.Argument(metavar="[ID...]", help="Job ids.")]
+Array = Annotated[int | None, typer.Option(
+    "--array", min=1, help="And every task of this array not yet ended (its job id).")]
+EveryTask = Annotated[int | None, typer.Option(
+    "--array", min=1, help="And every task of this array (its job id).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the jobs as JSON.")]
 
 # Exit codes (the README's table): 0 ok, 1 an error, 2 usage, 3 some jobs failed a verb,
@@ -22,12 +28,19 @@ EXIT_PARTIAL = 3
 EXIT_TIMEOUT = 4
 
 
-def _each(ctx: typer.Context, ids: list[int], as_json: bool, verb: str,
-          act: Any) -> None:
-    """Apply `act(client, id)` to each id; report each, exit 3 if any failed."""
+def _each(ctx: typer.Context, ids: list[int] | None, as_json: bool, verb: str,
+          act: Any, array: int | None = None, ended_too: bool = False) -> None:
+    """Apply `act(client, id)` to each id, and to each task of `array` not yet
+    ended (`ended_too`: every task); report each, exit 3 if any failed."""
+    if not ids and array is None:
+        fail("give job ids, or --array ARRAY_ID", 2)
     results: list[dict[str, Any]] = []
     failed = 0
     with connect(ctx) as client:
+        if array is not None:
+            ids = [*(ids or ()), *(job.id for job in client.iter_jobs(array=array)
+                                   if ended_too or not job.state.final)]
+        ids = ids or []
         for job_id in ids:
             try:
                 job = act(client, job_id)
@@ -45,41 +58,45 @@ def _each(ctx: typer.Context, ids: list[int], as_json: bool, verb: str,
         raise typer.Exit(EXIT_PARTIAL if failed < len(ids) else 1)
 
 
-def hold(ctx: typer.Context, ids: Ids, admin: Annotated[
+def hold(ctx: typer.Context, ids: SomeIds = None, admin: Annotated[
         bool, typer.Option("--admin", help="An admin hold (JobHeldAdmin).")] = False,
-         as_json: AsJson = False) -> None:
+         array: Array = None, as_json: AsJson = False) -> None:
     """Keep pending jobs from starting, as scontrol hold."""
     _each(ctx, ids, as_json, "Held",
-          lambda c, i: c.hold(i, "admin" if admin else "user"))
+          lambda c, i: c.hold(i, "admin" if admin else "user"), array)
 
 
-def release(ctx: typer.Context, ids: Ids, as_json: AsJson = False) -> None:
-    """Let held jobs start, as scontrol release."""
-    _each(ctx, ids, as_json, "Released", lambda c, i: c.release(i))
-
-
-def suspend(ctx: typer.Context, ids: Ids, as_json: AsJson = False) -> None:
-    """Stop running jobs (SIGSTOP); their time limit pauses."""
-    _each(ctx, ids, as_json, "Suspended", lambda c, i: c.suspend(i))
-
-
-def resume(ctx: typer.Context, ids: Ids, as_json: AsJson = False) -> None:
-    """Continue suspended jobs."""
-    _each(ctx, ids, as_json, "Resumed", lambda c, i: c.resume(i))
-
-
-def requeue(ctx: typer.Context, ids: Ids, hold_: Annotated[
-        bool, typer.Option("--hold", help="Requeue held.")] = False,
+def release(ctx: typer.Context, ids: SomeIds = None, array: Array = None,
             as_json: AsJson = False) -> None:
-    """Put jobs back to PENDING for a fresh run (a running one is stopped first)."""
-    _each(ctx, ids, as_json, "Requeued", lambda c, i: c.requeue(i, hold=hold_))
+    """Let held jobs start, as scontrol release."""
+    _each(ctx, ids, as_json, "Released", lambda c, i: c.release(i), array)
 
 
-def signal(ctx: typer.Context, ids: Ids, signal_: Annotated[
-        str, typer.Option("--signal", "-s", help="A name (USR1, SIGUSR1) or a number.")],
+def suspend(ctx: typer.Context, ids: SomeIds = None, array: Array = None,
+            as_json: AsJson = False) -> None:
+    """Stop running jobs (SIGSTOP); their time limit pauses."""
+    _each(ctx, ids, as_json, "Suspended", lambda c, i: c.suspend(i), array)
+
+
+def resume(ctx: typer.Context, ids: SomeIds = None, array: Array = None,
            as_json: AsJson = False) -> None:
+    """Continue suspended jobs."""
+    _each(ctx, ids, as_json, "Resumed", lambda c, i: c.resume(i), array)
+
+
+def requeue(ctx: typer.Context, ids: SomeIds = None, hold_: Annotated[
+        bool, typer.Option("--hold", help="Requeue held.")] = False,
+            array: EveryTask = None, as_json: AsJson = False) -> None:
+    """Put jobs back to PENDING for a fresh run (a running one is stopped first)."""
+    _each(ctx, ids, as_json, "Requeued", lambda c, i: c.requeue(i, hold=hold_), array,
+          ended_too=True)
+
+
+def signal(ctx: typer.Context, signal_: Annotated[
+        str, typer.Option("--signal", "-s", help="A name (USR1, SIGUSR1) or a number.")],
+           ids: SomeIds = None, array: Array = None, as_json: AsJson = False) -> None:
     """Send a signal to every process of running jobs, as scancel -s."""
-    _each(ctx, ids, as_json, "Signalled", lambda c, i: c.signal(i, signal_))
+    _each(ctx, ids, as_json, "Signalled", lambda c, i: c.signal(i, signal_), array)
 
 
 def notify(ctx: typer.Context, job_id: Annotated[int, typer.Argument(metavar="ID")],
