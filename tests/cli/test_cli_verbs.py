@@ -103,6 +103,8 @@ def test_hold_and_release_every_task_of_an_array(jobgate_cli: Run, client: Clien
     assert released.returncode == 0 and released.stdout.count("Released") == 3
     assert not any(client.get(i).held for i in tasks)
     assert jobgate_cli("hold").returncode == 2  # neither ids nor --array
+    unknown = jobgate_cli("release", "--array", str(10**9))
+    assert unknown.returncode == 1 and f"no array {10**9}" in unknown.stderr
     assert jobgate_cli("cancel", "--array", str(array)).returncode == 0
 
 

@@ -37,11 +37,10 @@ def _each(ctx: typer.Context, ids: list[int] | None, as_json: bool, verb: str,
     results: list[dict[str, Any]] = []
     failed = 0
     with connect(ctx) as client:
+        targets = list(ids or ())
         if array is not None:
-            ids = [*(ids or ()), *(job.id for job in client.iter_jobs(array=array)
-                                   if ended_too or not job.state.final)]
-        ids = ids or []
-        for job_id in ids:
+            targets += array_tasks(client, array, ended_too=ended_too)
+        for job_id in targets:
             try:
                 job = act(client, job_id)
             except JobgateError as exc:
@@ -55,7 +54,16 @@ def _each(ctx: typer.Context, ids: list[int] | None, as_json: bool, verb: str,
     if as_json:
         print_json(results)
     if failed:
-        raise typer.Exit(EXIT_PARTIAL if failed < len(ids) else 1)
+        raise typer.Exit(EXIT_PARTIAL if failed < len(targets) else 1)
+
+
+def array_tasks(client: Client, array: int, *, ended_too: bool = False) -> list[int]:
+    """The ids of an array's tasks not yet ended (`ended_too`: all of them).
+    An array with no task at all is an error, as scancel says of an unknown id."""
+    tasks = list(client.iter_jobs(array=array))
+    if not tasks:
+        fail(f"no array {array} (give the job id of its first task)")
+    return [job.id for job in tasks if ended_too or not job.state.final]
 
 
 def hold(ctx: typer.Context, ids: SomeIds = None, admin: Annotated[

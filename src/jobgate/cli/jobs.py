@@ -11,7 +11,7 @@ import typer
 
 from jobgate.cli.columns import FormatError, format_lines, parse_columns, table_of
 from jobgate.cli.common import connect, console, fail, print_json
-from jobgate.cli.control import exit_status
+from jobgate.cli.control import array_tasks, exit_status
 from jobgate.cli.render import exit_text, job_details, jobs_table
 from jobgate.cli.upload_bar import upload_bar
 from jobgate.client import Client, as_completed
@@ -243,6 +243,8 @@ def cancel(
     with connect(ctx) as client:
         if ids:
             targets = list(ids)
+        elif array is not None and not (states or user or tag):
+            targets = array_tasks(client, array)
         else:
             wanted = [s.upper() for s in states or ()] or \
                 ["PENDING", "RUNNING", "SUSPENDED"]

@@ -41,6 +41,7 @@ MAX_NOTIFY_BYTES = 4096
 # What a verb did, as the job's event says it ("resumed by ana").
 _DONE = {"suspend": "suspended", "resume": "resumed"}
 
+
 class JobControl:
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
