@@ -85,7 +85,7 @@ _CLASSES = {kind: _array_class(kind) for kind in _TYPES}
 def pack_array(kind: str, values: Sequence[Any]) -> PackedArray:
     """`values` (None: NULL) as a binary array of PostgreSQL type `kind[]`: one
     of text, integer, bigint, boolean, timestamptz (aware datetimes), jsonb (any
-    value orjson dumps). Bound in binary (psycopg's %(name)b)."""
+    value orjson dumps). Bound in binary by its dumper, whatever the placeholder."""
     element_oid, _, pack = _TYPES[kind]
     if not values:
         return _CLASSES[kind](struct.pack(">iii", 0, 0, element_oid))

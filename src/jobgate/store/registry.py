@@ -198,17 +198,14 @@ class RegistryRepository:
 
         return Reply(sorted_out)
 
-    def _send(self, statement: Statement | str, params: dict[str, Any]) -> Reply[list[Any]]:
-        """Run a statement (a str: for psycopg as it is); its rows, if it has
-        any, when asked for."""
+    def _send(self, statement: Statement, params: dict[str, Any]) -> Reply[list[Any]]:
+        """Run a statement; its rows, if it has any, when asked for."""
         if self.sqlite:
-            assert not isinstance(statement, str)
             result = self.session.connection().execute(statement, params)
             return Reply.ready(list(result.all()) if result.returns_rows else [])
         cursor = self._driver().cursor()
         with _driver_errors():
-            cursor.execute(statement if isinstance(statement, str) else
-                           _driver_sql(statement, self.session.get_bind().dialect), params)
+            cursor.execute(_driver_sql(statement, self.session.get_bind().dialect), params)
 
         def fetch() -> list[Any]:
             with _driver_errors():
@@ -312,11 +309,11 @@ def _stage_sql() -> TextClause:
                 f"FROM {_rows(True, 'doc', 'r', (('ord', 'integer'), *COLUMNS))}")
 
 
-# PostgreSQL: stage the records given as one array a column (in psycopg's
-# placeholders: %(name)b binds in binary; store.pg_arrays packs each).
-_STAGE_ARRAYS = (
+# PostgreSQL: stage the records given as one array a column, each packed by
+# store.pg_arrays (whose dumpers bind it in binary).
+_STAGE_ARRAYS = text(
     f"INSERT INTO registry_batch (ord, {', '.join(NAMES)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(%({name})b AS {kind}[])"
+    + ", ".join(f"CAST(:{name} AS {kind}[])"
                 for name, kind in (("ord", "integer"), *COLUMNS)) + ")")
 
 
