@@ -128,6 +128,13 @@ class Settings(BaseSettings):
 
     home: Path = Path("var")
     database_url: str | None = None
+    # PostgreSQL connections each process keeps open, and how many more it may
+    # open for a burst (closed again when given back). A request holds one
+    # while it works; past what the pool keeps, every request paid for a new
+    # connection (a server process forked), which cost a third of a submit's
+    # throughput. Mind the server's max_connections: workers x (both).
+    database_pool_size: int = Field(20, ge=1, le=1000)
+    database_max_overflow: int = Field(10, ge=0, le=1000)
     host: str = "127.0.0.1"
     port: int = 8000
     run_engine: bool = True
@@ -194,6 +201,15 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.resolved_home / 'jobgate.db'}"
+
+    @property
+    def database_pool(self) -> dict[str, int]:
+        """make_engine's pool arguments: PostgreSQL's from these settings (a
+        SQLite pool is sized in store/db.py)."""
+        if self.resolved_database_url.startswith("sqlite"):
+            return {}
+        return {"pool_size": self.database_pool_size,
+                "max_overflow": self.database_max_overflow}
 
     @property
     def admin_token_path(self) -> Path:

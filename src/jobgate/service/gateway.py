@@ -44,7 +44,7 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = make_engine(settings.resolved_database_url)
+        self.db = make_engine(settings.resolved_database_url, **settings.database_pool)
         self.sessions = make_session_factory(self.db)
         self.db_reader = make_reader_engine(self.db)
         self.readers = make_session_factory(self.db_reader)

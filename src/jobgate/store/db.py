@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from jobgate.store.pg_arrays import register_packed_arrays
 
@@ -36,20 +37,28 @@ def _json_text(value: Any) -> str:
 # orjson reads an integer past 64 bits as a float, silently.
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text}
 
+# Connections a SQLite pool keeps open. The API runs its sync work on up to 40
+# threads (anyio's default limiter), each holding a connection while it works:
+# a smaller pool opened and closed a connection (with its pragmas) for every
+# request past its size, a tenth of a submit's CPU. An idle SQLite connection
+# costs a file handle.
+SQLITE_POOL = {"pool_size": 40, "max_overflow": 20}
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
     kwargs = JSON_CODEC | kwargs
     if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = url.removeprefix("sqlite:///")
+        in_file = url.startswith("sqlite:///") and not database.startswith(":memory:")
+        if in_file:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs = SQLITE_POOL | kwargs
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         _render_index_hints(engine)
-        database = url.removeprefix("sqlite:///")
-        in_file = url.startswith("sqlite:///") and not database.startswith(":memory:")
         WriterTurns(Path(database + "-writer.lock") if in_file else None).install(engine)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -80,8 +89,9 @@ def make_reader_engine(engine: Engine) -> Engine:
     writers nor hold them up. Elsewhere, `engine` itself."""
     if engine.dialect.name != "sqlite":
         return engine
+    pool = SQLITE_POOL if isinstance(engine.pool, QueuePool) else {}
     reader = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30},
-                           **JSON_CODEC)
+                           **pool, **JSON_CODEC)
     event.listen(reader, "connect", _sqlite_reader_pragmas)
     event.listen(reader, "begin", _sqlite_begin_deferred)
     return reader
