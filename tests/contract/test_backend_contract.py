@@ -40,6 +40,13 @@ def test_success(harness: Harness, kind: str) -> None:
         assert "max_rss_kib" in end.data
 
 
+def test_a_script_runs_by_its_shebang_line(harness: Harness) -> None:
+    script = "#!/usr/bin/env python3\nimport sys\nprint('python', sys.version_info[0])\n"
+    end = harness.final(job := harness.run(script=script))
+    assert end.state is JobState.COMPLETED, Path(job.standard_error).read_text()
+    assert Path(job.standard_output).read_text() == "python 3\n"
+
+
 def test_non_zero_exit_is_failed_with_its_code(harness: Harness) -> None:
     end = harness.final(harness.run(command="exit 3"))
     assert (end.state, end.exit_code, end.exit_code_signal) == (JobState.FAILED, 3, None)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from jobgate.backends.scripts import script_argv
 from jobgate.backends.slurm import commands
 from jobgate.backends.slurm.parsing import Tag
 from jobgate.backends.slurm.transport import CliTransport, Completed, sbatch_environment
-from jobgate.backends.slurm.wrapper import RunDir, batch_script, job_environment, script_argv
+from jobgate.backends.slurm.wrapper import RunDir, batch_script, job_environment
 from jobgate.domain.job import JobRecord
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState

@@ -17,6 +17,7 @@ from jobgate.backends.local.environment import gateway_environment, job_environm
 from jobgate.backends.local.jobdir import JobDir, live_daemon
 from jobgate.backends.local.resources import node_name, node_resources
 from jobgate.backends.local.scheduler import Allocation, Request, Running, schedule
+from jobgate.backends.scripts import script_argv
 from jobgate.config import ClusterConfig, PartitionConfig
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.spec import JobSpec, job_memory
@@ -243,8 +244,9 @@ class LocalBackend:
 
     def _launch_data(self, job: JobRecord) -> dict[str, Any]:
         if job.spec.script is not None:
-            # The daemon writes the script beside the run's record.
-            argv = ["/bin/bash", str(self._dir(job).script_file)]
+            # The daemon writes the script beside the run's record; it runs by
+            # its #! line, as on Slurm.
+            argv = script_argv(job.spec.script, self._dir(job).script_file)
         else:
             argv = ["/bin/bash", "-c", job.spec.command or ""]
         return {

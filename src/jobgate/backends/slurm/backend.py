@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from jobgate.backends.base import Capabilities, Selection, refuse_unsupported
+from jobgate.backends.scripts import script_argv
 from jobgate.backends.slurm import commands
 from jobgate.backends.slurm.importer import Importer
 from jobgate.backends.slurm.parsing import Partition, SlurmJob, Tag
@@ -36,7 +37,7 @@ from jobgate.backends.slurm.transport import (
     SlurmUnreachable,
     Transport,
 )
-from jobgate.backends.slurm.wrapper import RunDir, batch_script, job_environment, script_argv
+from jobgate.backends.slurm.wrapper import RunDir, batch_script, job_environment
 from jobgate.config import ClusterConfig, PartitionConfig
 from jobgate.domain.job import JobRecord, JobUpdate
 from jobgate.domain.spec import JobSpec

@@ -146,18 +146,6 @@ class Ended:
     usage: dict[str, float]
 
 
-def script_argv(script: str, path: Path) -> list[str]:
-    """How the wrapper runs the user's script: by its `#!` line as the kernel
-    would (interpreter and one optional argument), without needing the file to
-    be executable; with bash when it has none."""
-    first = script.split("\n", 1)[0]
-    if first.startswith("#!"):
-        interpreter, _, argument = first[2:].strip().partition(" ")
-        if interpreter:
-            return [interpreter, *([argument.strip()] if argument.strip() else []), str(path)]
-    return ["/bin/bash", str(path)]
-
-
 def batch_script(options: list[str], run_dir: RunDir, argv: list[str], *,
                  script: str | None, env: dict[str, str]) -> str:
     """The script sbatch gets: the job's options as `#SBATCH` lines, then the
