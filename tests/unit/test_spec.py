@@ -79,9 +79,19 @@ def test_tags_are_deduplicated_in_order() -> None:
         ("%x_%u.log", "/w/train_ana.log"),
         ("/abs/%j/%%.out", "/abs/7/%.out"),
         ("../up-%A_%a", "/up-7_4294967294"),
+        ("job%4j-%2t.%s.out", "/w/job0007-00.batch.out"),
+        ("%J_%n_%b_%10x", "/w/7_0_4_train"),
+        ("%12j", "/w/0000000007"),  # Slurm pads to 10 digits at most
+        ("%q%", "/w/%q%"),  # not a symbol: kept as it is
     ],
 )
 def test_output_patterns(pattern: str, expected: str) -> None:
     assert expand_output_pattern(
         pattern, job_id=7, name="train", user="ana", working_directory="/w"
     ) == expected
+
+
+def test_an_array_tasks_output_patterns_pad_its_ids() -> None:
+    assert expand_output_pattern(
+        "%A_%3a.%b.out", job_id=57, name="t", user="ana", working_directory="/w",
+        array_job_id=50, array_task_id=7) == "/w/50_007.7.out"

@@ -56,8 +56,10 @@ class JobSpec(BaseModel):
     array: str | None = None
     dependencies: str | None = None
     kill_on_invalid_dependency: bool = False
-    stdout: str | None = Field(None, description="Output file pattern (%j job id, %x name).")
-    stderr: str | None = Field(None, description="Error file pattern (%j job id, %x name).")
+    stdout: str | None = Field(None, description=(
+        "Output file pattern, as sbatch's: %j job id, %x name, %u user, %A/%a array job "
+        "and task id; a width zero-pads (%3a)."))
+    stderr: str | None = Field(None, description="Error file pattern, as stdout's.")
     comment: str | None = Field(None, max_length=4096)
     additional_data: dict[str, Any] = Field(default_factory=dict)
 
