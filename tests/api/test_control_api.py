@@ -104,6 +104,16 @@ def test_requeue_of_a_pending_job_conflicts(api: Api) -> None:
     assert answer.json()["details"]["state"] == "PENDING"
 
 
+def test_a_job_submitted_with_no_requeue_is_not_requeued(api: Api) -> None:
+    # As `sbatch --no-requeue`, then `scontrol requeue`: "presently disabled".
+    job = api.submit(script="#!/bin/bash\n#SBATCH --no-requeue\ntrue\n")
+    api.wait_final(job["id"])
+    answer = api.post(f"/v1/jobs/{job['id']}/requeue")
+    assert answer.status_code == 409
+    assert "--no-requeue" in answer.json()["message"]
+    assert api.get(f"/v1/jobs/{job['id']}").json()["requeue_count"] == 0
+
+
 def test_modify_pending_and_running(api: Api, tmp_path: Path) -> None:
     job = api.submit(command="true", hold=True)
     changed = api.client.patch(f"/v1/jobs/{job['id']}", headers=api.headers,

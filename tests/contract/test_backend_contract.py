@@ -47,6 +47,14 @@ def test_a_script_runs_by_its_shebang_line(harness: Harness) -> None:
     assert Path(job.standard_output).read_text() == "python 3\n"
 
 
+def test_open_mode_append_keeps_what_the_output_file_held(harness: Harness) -> None:
+    job = harness.record(command="echo new", open_mode="append")
+    Path(job.standard_output).write_text("before\n")
+    harness.start(job)
+    assert harness.final(job).state is JobState.COMPLETED
+    assert Path(job.standard_output).read_text() == "before\nnew\n"
+
+
 def test_non_zero_exit_is_failed_with_its_code(harness: Harness) -> None:
     end = harness.final(harness.run(command="exit 3"))
     assert (end.state, end.exit_code, end.exit_code_signal) == (JobState.FAILED, 3, None)

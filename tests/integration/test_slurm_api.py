@@ -3,6 +3,7 @@ local cluster in the same gateway: the same script, the same states and codes.""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -137,6 +138,20 @@ def run_sweep(api: Client, cluster: str) -> list[tuple[str, int | None, str]]:
     output = api.client.get(f"/v1/jobs/{after['id']}/stdout", headers=api.headers).text
     outcome.append((end["state"], end["exit_code"], output))
     return outcome
+
+
+def test_a_scripts_mail_qos_and_requeue_directives_reach_slurm(api: Client) -> None:
+    job = api.submit(script="#!/bin/bash\n#SBATCH --mail-type=END,FAIL\n"
+                            "#SBATCH --mail-user=ann@example.org\n#SBATCH --qos=normal\n"
+                            "#SBATCH --no-requeue\ntrue\n")
+    assert api.final(job["id"])["state"] == "COMPLETED"
+    native = next(e["data"]["slurm_job_id"] for e in
+                  api.get(f"/v1/jobs/{job['id']}/events")["events"] if "slurm_job_id" in e["data"])
+    # slurmctld keeps an ended job in memory for minutes (MinJobAge).
+    shown = subprocess.run(["scontrol", "show", "job", str(native)], capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert {"MailType=END,FAIL", "MailUser=ann@example.org", "QOS=normal",
+            "Requeue=0"} <= set(shown)
 
 
 def test_an_array_with_a_dependency_runs_the_same_on_local_and_slurm(api: Client) -> None:

@@ -318,11 +318,44 @@ def test_several_options_on_several_lines_and_override() -> None:
 
 
 def test_unknown_options_are_collected_in_order() -> None:
-    script = _script("--exclusive --mail-type=END -J x", "--export=ALL -v")
+    script = _script("--exclusive --constraint=ib -J x", "--hint=nomultithread -v")
     assert parse_sbatch_directives(script) == {
         "name": "x",
-        "_unknown": ["--exclusive", "--mail-type=END", "--export=ALL", "-v"],
+        "_unknown": ["--exclusive", "--constraint=ib", "--hint=nomultithread", "-v"],
     }
+
+
+def test_the_directives_of_common_cluster_scripts() -> None:
+    script = _script("--mail-type=END,FAIL --mail-user=ana@example.org -q normal",
+                     "--no-requeue --open-mode=append --kill-on-invalid-dep=yes",
+                     "--export=ALL,OMP_PLACES=cores")
+    assert parse_sbatch_directives(script) == {
+        "mail_type": "END,FAIL", "mail_user": "ana@example.org", "qos": "normal",
+        "requeue": False, "open_mode": "append", "kill_on_invalid_dependency": True,
+        "environment": {"OMP_PLACES": "cores"},
+    }
+    assert parse_sbatch_directives(_script("--requeue"))["requeue"] is True
+
+
+@pytest.mark.parametrize(("lines", "ntasks"), [
+    (("-N 2", "--ntasks-per-node=4"), 8),
+    (("--ntasks-per-node=3",), 3),
+    (("--ntasks-per-node=3", "-n 5"), 5),  # --ntasks wins, as in sbatch
+])
+def test_ntasks_per_node_counts_tasks_over_the_nodes(lines: tuple[str, ...], ntasks: int
+                                                      ) -> None:
+    assert parse_sbatch_directives(_script(*lines))["ntasks"] == ntasks
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ("--kill-on-invalid-dep=maybe", "kill_on_invalid_dependency"),
+    ("--export=HOME", "export"),
+    ("--ntasks-per-node=many", "ntasks_per_node"),
+])
+def test_a_bad_value_of_a_new_directive_names_its_field(line: str, field: str) -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_sbatch_directives(_script(line))
+    assert caught.value.field == field
 
 
 def test_no_directives() -> None:

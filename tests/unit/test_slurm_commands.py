@@ -65,6 +65,20 @@ def test_sbatch_options_carry_the_request() -> None:
     assert "--mem-per-cpu=512M" in per_cpu and not any(o.startswith("--time") for o in per_cpu)
 
 
+def test_sbatch_options_carry_mail_qos_requeue_and_open_mode() -> None:
+    options = commands.sbatch_options(record(
+        mail_type="end,fail", mail_user="ann@example.org", qos="long", requeue=False,
+        open_mode="append"), TAG)
+    for wanted in ("--mail-type=END,FAIL", "--mail-user=ann@example.org", "--qos=long",
+                   "--no-requeue", "--open-mode=append"):
+        assert wanted in options
+    plain = commands.sbatch_options(record(), TAG)
+    assert "--open-mode=truncate" in plain
+    assert not any(o.startswith(("--mail", "--qos", "--requeue", "--no-requeue"))
+                   for o in plain)
+    assert "--requeue" in commands.sbatch_options(record(requeue=True), TAG)
+
+
 def test_a_line_break_cannot_smuggle_a_directive() -> None:
     with pytest.raises(ValueError, match="line break"):
         commands.sbatch_options(record(name="x\n#SBATCH --uid=0"), TAG)

@@ -305,8 +305,8 @@ def test_a_new_time_limit_is_sent_in_minutes() -> None:
 # -- submissions -----------------------------------------------------------------
 
 
-def record(**fields: Any) -> JobRecord:
-    spec = JobSpec.parse({"command": "true"})
+def record(spec: JobSpec | None = None, **fields: Any) -> JobRecord:
+    spec = spec or JobSpec.parse({"command": "true"})
     values: dict[str, Any] = dict(
         id=7, name="sim", state=JobState.PENDING, state_reason=None, held=False,
         user_name="ann", cluster="hpc", partition="debug", account="proj", num_nodes=1,
@@ -340,6 +340,16 @@ def test_the_sbatch_options_become_the_job_description() -> None:
     assert job["environment"]["PATH"] == "/usr/bin:/bin"
     assert job["environment"]["SLURM_CPUS_PER_TASK"] == "2"
     assert job["environment"]["SLURM_SUBMIT_DIR"] == "/w"
+
+
+def test_mail_qos_and_requeue_reach_the_job_description() -> None:
+    spec = JobSpec.parse({"command": "true", "mail_type": "END", "mail_user": "ann@x.org",
+                          "qos": "long", "requeue": False})
+    job = job_description(generated_script(record(spec=spec)), {})
+    assert (job["mail_type"], job["mail_user"], job["qos"], job["requeue"]) == (
+        "END", "ann@x.org", "long", False)
+    spec = JobSpec.parse({"command": "true", "requeue": True})
+    assert job_description(generated_script(record(spec=spec)), {})["requeue"] is True
 
 
 def test_only_the_directives_at_the_top_are_read() -> None:

@@ -95,3 +95,18 @@ def test_an_array_tasks_output_patterns_pad_its_ids() -> None:
     assert expand_output_pattern(
         "%A_%3a.%b.out", job_id=57, name="t", user="ana", working_directory="/w",
         array_job_id=50, array_task_id=7) == "/w/50_007.7.out"
+
+
+def test_mail_types_are_slurms_and_read_in_any_case() -> None:
+    assert JobSpec.parse({"command": "true", "mail_type": "end, Fail"}).mail_type == "END,FAIL"
+    with pytest.raises(InvalidSpecError, match="SOMETIMES is not one of"):
+        JobSpec.parse({"command": "true", "mail_type": "END,sometimes"})
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("qos", "two words"), ("mail_user", "a@b.org\n#SBATCH --uid=0"), ("open_mode", "rewind"),
+])
+def test_a_bad_slurm_option_names_its_field(field: str, value: str) -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        JobSpec.parse({"command": "true", field: value})
+    assert caught.value.field == field

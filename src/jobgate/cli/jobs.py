@@ -58,6 +58,15 @@ def submit(
     ] = None,
     tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeatable.")] = None,
     output: Annotated[str | None, typer.Option("-o", "--output", help="stdout file")] = None,
+    open_mode: Annotated[str | None, typer.Option(
+        "--open-mode", help="append or truncate (default) the output files")] = None,
+    qos: Annotated[str | None, typer.Option("-q", "--qos", help="Slurm's QOS.")] = None,
+    mail_type: Annotated[str | None, typer.Option(
+        "--mail-type", help="When Slurm mails: END,FAIL, ALL, ...")] = None,
+    mail_user: Annotated[str | None, typer.Option("--mail-user", help="Whom Slurm mails.")]
+    = None,
+    requeue: Annotated[bool | None, typer.Option(
+        "--requeue/--no-requeue", help="May the job be requeued?", show_default=False)] = None,
     error: Annotated[str | None, typer.Option("-e", "--error", help="stderr file")] = None,
     chdir: Annotated[
         str | None, typer.Option("-D", "--chdir", help="Working directory (default: here)")
@@ -102,7 +111,8 @@ def submit(
                               if not uploads or chdir is not None else None),
         "memory_per_cpu": mem_per_cpu, "gpus": gpus, "array": array,
         "dependencies": dependency, "hold": hold or None, "begin": begin,
-        "deadline": deadline, "export": export, "command": wrap,
+        "deadline": deadline, "export": export, "command": wrap, "open_mode": open_mode,
+        "qos": qos, "mail_type": mail_type, "mail_user": mail_user, "requeue": requeue,
     }
     with connect(ctx) as client:
         try:

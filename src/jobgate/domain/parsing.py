@@ -13,6 +13,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from jobgate.domain.sbatch_names import export_environment
 from jobgate.errors import InvalidSpecError
 
 __all__ = [
@@ -159,6 +160,12 @@ def _keep(field: str, value: str) -> str:
     return value
 
 
+def _yes_no(field: str, value: str) -> bool:
+    if value.lower() not in ("yes", "no"):
+        raise InvalidSpecError(field, value, "use yes or no")
+    return value.lower() == "yes"
+
+
 # option names -> (JobSpec field, converter); None marks a flag without a value.
 _OPTIONS: dict[str, tuple[str, _Converter | None]] = {}
 for _names, _field, _conv in (
@@ -168,6 +175,7 @@ for _names, _field, _conv in (
     (("-M", "--clusters"), "cluster", _keep),
     (("-N", "--nodes"), "nodes", _to_nodes),
     (("-n", "--ntasks"), "ntasks", _to_int),
+    (("--ntasks-per-node",), "ntasks_per_node", _to_int),  # ntasks, once nodes are known
     (("-c", "--cpus-per-task"), "cpus_per_task", _to_int),
     (("--mem",), "memory", lambda f, v: parse_memory(v, f)),
     (("--mem-per-cpu",), "memory_per_cpu", lambda f, v: parse_memory(v, f)),
@@ -180,13 +188,22 @@ for _names, _field, _conv in (
     (("-H", "--hold"), "hold", None),
     (("-a", "--array"), "array", _keep),
     (("-d", "--dependency"), "dependencies", _keep),
+    (("--kill-on-invalid-dep",), "kill_on_invalid_dependency", _yes_no),
     (("-o", "--output"), "stdout", _keep),
     (("-e", "--error"), "stderr", _keep),
+    (("--open-mode",), "open_mode", _keep),
     (("-D", "--chdir"), "working_directory", _keep),
+    (("--export",), "environment", lambda f, v: export_environment(v)),
     (("--comment",), "comment", _keep),
+    (("-q", "--qos"), "qos", _keep),
+    (("--mail-type",), "mail_type", _keep),
+    (("--mail-user",), "mail_user", _keep),
+    (("--requeue",), "requeue", None),
 ):
     for _name in _names:
         _OPTIONS[_name] = (_field, _conv)
+# Flags that set their field to False.
+_OFF_FLAGS = {"--no-requeue": "requeue"}
 
 
 def _strip_comment(text: str) -> str:
@@ -262,6 +279,9 @@ def parse_sbatch_directives(script: str) -> dict[str, Any]:
             name, value = token[:2], token[2:]  # "-c2"
         else:
             name = token
+        if name in _OFF_FLAGS and value is None:
+            result[_OFF_FLAGS[name]] = False
+            continue
         spec = _OPTIONS.get(name)
         if spec is None:
             unknown.append(token)
@@ -286,6 +306,9 @@ def parse_sbatch_directives(script: str) -> dict[str, Any]:
             _apply_gres(result, unknown, token, value)
         else:
             result[field] = convert(field, value)
+    per_node = result.pop("ntasks_per_node", None)
+    if per_node is not None and "ntasks" not in result:
+        result["ntasks"] = per_node * result.get("nodes", 1)
     if unknown:
         result["_unknown"] = unknown
     return result

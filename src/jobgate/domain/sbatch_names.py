@@ -10,7 +10,7 @@ from typing import Any
 
 from jobgate.errors import InvalidSpecError
 
-__all__ = ["SBATCH_NAMES", "from_sbatch_names"]
+__all__ = ["SBATCH_NAMES", "export_environment", "from_sbatch_names"]
 
 SBATCH_NAMES: dict[str, str] = {
     "job_name": "name",
@@ -29,10 +29,16 @@ SBATCH_NAMES: dict[str, str] = {
 
 
 def _environment(value: Any) -> Any:
+    return export_environment(value) if isinstance(value, str) else value
+
+
+def export_environment(value: str) -> dict[str, str]:
     """sbatch's ``--export=ALL,A=1,B=2`` as a dict (ALL and NONE are dropped:
-    the job's environment is always the gateway's plus these)."""
-    if not isinstance(value, str):
-        return value
+    the job's environment is always the gateway's plus these).
+
+    Raises:
+        InvalidSpecError: a name without a value.
+    """
     pairs: dict[str, str] = {}
     for item in filter(None, value.split(",")):
         if item in ("ALL", "NONE"):

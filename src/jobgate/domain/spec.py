@@ -8,7 +8,7 @@ Every bad value raises :class:`~jobgate.errors.InvalidSpecError` naming the fiel
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -22,6 +22,9 @@ MAX_COMMAND_BYTES = 128 * 1024 - 1
 MAX_TAGS = 64
 MAX_TAG_LENGTH = 128
 MAX_ENV_ENTRIES = 4096
+# sbatch --mail-type's values.
+MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
+              "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 
 
 class JobSpec(BaseModel):
@@ -60,6 +63,19 @@ class JobSpec(BaseModel):
         "Output file pattern, as sbatch's: %j job id, %x name, %u user, %A/%a array job "
         "and task id; a width zero-pads (%3a)."))
     stderr: str | None = Field(None, description="Error file pattern, as stdout's.")
+    open_mode: Literal["append", "truncate"] | None = Field(None, description=(
+        "Whether a job's first run appends to its output files or empties them "
+        "(truncate, the default); a requeued run always appends."))
+    requeue: bool | None = Field(None, description=(
+        "false: the job may not be requeued (sbatch --no-requeue)."))
+    qos: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                            description="Slurm's quality of service; recorded on the local "
+                                        "cluster, which has none.")
+    mail_type: str | None = Field(None, description=(
+        "When Slurm mails: a comma list of " + ", ".join(MAIL_TYPES) + "; the local "
+        "cluster sends no mail (use a webhook)."))
+    mail_user: str | None = Field(None, pattern=r"^[^\s,]{1,256}$",
+                                  description="Whom Slurm mails (default: the job's user).")
     comment: str | None = Field(None, max_length=4096)
     additional_data: dict[str, Any] = Field(default_factory=dict)
 
@@ -78,6 +94,19 @@ class JobSpec(BaseModel):
     @classmethod
     def _memory(cls, value: Any, info: Any) -> Any:
         return None if value is None else parse_memory(value, info.field_name)
+
+    @field_validator("mail_type")
+    @classmethod
+    def _mail_type(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        types = [item.strip().upper() for item in value.split(",")]
+        for item in types:
+            if item not in MAIL_TYPES:
+                raise InvalidSpecError("mail_type", value,
+                                       f"{item or 'an empty item'} is not one of "
+                                       f"{', '.join(MAIL_TYPES)}")
+        return ",".join(types)
 
     @field_validator("begin", "deadline")
     @classmethod

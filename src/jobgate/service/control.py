@@ -135,7 +135,8 @@ class JobControl:
         """Send a started or ended job back to PENDING for a fresh run.
 
         Raises:
-            NotFoundError; ConflictError: the job is still pending.
+            NotFoundError; ConflictError: the job is still pending, or was
+                submitted with requeue false (--no-requeue).
         """
         with self._job(job_id, user, "requeue") as (repo, row):
             current = JobState(row.state)
@@ -143,6 +144,11 @@ class JobControl:
                 raise ConflictError(f"job {job_id} is {current}; only a started or ended "
                                     "job can be requeued", details={"state": current})
             previous = to_record(row)
+            if previous.spec.requeue is False:
+                # As scontrol: "Requested operation is presently disabled".
+                raise ConflictError(f"job {job_id} was submitted with requeue false "
+                                    "(--no-requeue): it may not be requeued",
+                                    details={"requeue": False})
             repo.transition(row.id, current, JobState.PENDING, utcnow(),
                             reason=f"requeued by {user.describe()}", values={
                                 "requeue_count": row.requeue_count + 1, "start_time": None,

@@ -37,7 +37,7 @@ SUPPORTED_FIELDS = frozenset({
     "partition", "account", "project", "nodes", "ntasks", "cpus_per_task", "memory",
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
     "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
-    "kill_on_invalid_dependency",
+    "kill_on_invalid_dependency", "open_mode", "requeue", "qos", "mail_type", "mail_user",
 })
 
 
@@ -258,7 +258,7 @@ class LocalBackend:
             "stdout": job.standard_output,
             "stderr": job.standard_error,
             # A requeued run keeps what earlier runs wrote, as Slurm does.
-            "open_mode": "ab" if job.requeue_count else "wb",
+            "open_mode": "ab" if job.requeue_count or job.spec.open_mode == "append" else "wb",
             "time_limit": job.time_limit,
             "memory_limit": job_memory(job.memory, job.memory_per_cpu, job.cpus) or None,
             "memory_cgroup": self.config.memory_cgroup,

@@ -51,7 +51,7 @@ SUPPORTED_FIELDS = frozenset({
     "partition", "account", "project", "nodes", "ntasks", "cpus_per_task", "memory",
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
     "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
-    "kill_on_invalid_dependency",
+    "kill_on_invalid_dependency", "open_mode", "requeue", "qos", "mail_type", "mail_user",
 })
 # After the controller failed to answer, how long submissions wait before trying again.
 UNREACHABLE_PAUSE = 5.0

@@ -50,7 +50,7 @@ def sbatch_options(job: JobRecord, tag: Tag) -> list[str]:
         f"--output={escape_pattern(_safe(job.standard_output, 'stdout'))}",
         f"--error={escape_pattern(_safe(job.standard_error, 'stderr'))}",
         # A requeued run keeps what earlier runs wrote, as with the local cluster.
-        f"--open-mode={'append' if job.requeue_count else 'truncate'}",
+        f"--open-mode={'append' if job.requeue_count else job.spec.open_mode or 'truncate'}",
         f"--partition={_safe(job.partition, 'partition')}",
         f"--nodes={job.num_nodes}",
         f"--ntasks={job.ntasks}",
@@ -68,6 +68,15 @@ def sbatch_options(job: JobRecord, tag: Tag) -> list[str]:
         options.append(f"--gpus={job.gpus}")
     if job.time_limit is not None:
         options.append(f"--time={format_time_limit(job.time_limit)}")
+    spec = job.spec
+    if spec.qos is not None:
+        options.append(f"--qos={spec.qos}")
+    if spec.mail_type is not None:
+        options.append(f"--mail-type={spec.mail_type}")
+    if spec.mail_user is not None:
+        options.append(f"--mail-user={_safe(spec.mail_user, 'mail_user')}")
+    if spec.requeue is not None:
+        options.append("--requeue" if spec.requeue else "--no-requeue")
     return options
 
 

@@ -84,6 +84,11 @@ OPTION_KEYS: Mapping[str, str] = {
     "--partition": "partition", "--nodes": "nodes", "--ntasks": "tasks",
     "--cpus-per-task": "cpus_per_task", "--account": "account", "--mem": "memory_per_node",
     "--mem-per-cpu": "memory_per_cpu", "--gpus": "gpus", "--time": "time_limit",
+    "--qos": "qos", "--mail-type": "mail_type", "--mail-user": "mail_user",
+}
+# sbatch's flags (no value) and what they set in the job description.
+FLAG_KEYS: Mapping[str, tuple[str, bool]] = {
+    "--requeue": ("requeue", True), "--no-requeue": ("requeue", False),
 }
 # What a REST job's environment takes from the gateway's (sbatch --export=ALL
 # would pass it all, but the job runs as another user, maybe on another host).
@@ -225,6 +230,10 @@ def job_description(script: str, environment: Mapping[str, str]) -> dict[str, An
             if value != "ALL":
                 raise SlurmRefused(f"submit: --export={value} has no slurmrestd counterpart")
             continue  # the environment below is the whole of it
+        if option in FLAG_KEYS:
+            flag, setting = FLAG_KEYS[option]
+            job[flag] = setting
+            continue
         key = OPTION_KEYS.get(option)
         if key is None:
             raise SlurmRefused(f"submit: the option {option} has no slurmrestd counterpart")
