@@ -121,6 +121,26 @@ def test_time_limit_ends_in_timeout(harness: Harness) -> None:
     assert end.state is JobState.TIMEOUT
 
 
+TRAP_USR1 = "trap 'echo got USR1; exit 0' USR1; sleep 300 & wait"
+
+
+def test_signal_b_warns_the_script_before_its_time_limit(harness: Harness) -> None:
+    # sbatch --signal=B:USR1@58 with a minute's limit: USR1 about 2 s in (Slurm
+    # checks limits every ~30 s and may send it up to a minute early).
+    job = harness.run(command=TRAP_USR1, time_limit=60, signal="B:USR1@58")
+    end = harness.final(job)
+    assert (end.state, end.exit_code) == (JobState.COMPLETED, 0)
+    assert Path(job.standard_output).read_text() == "got USR1\n"
+
+
+@local_only
+def test_signal_without_b_reaches_no_batch_script(harness: Harness, kind: str) -> None:
+    # Slurm sends it to the job's steps alone; a job here has none.
+    job = harness.run(command=TRAP_USR1, time_limit=2, signal="USR1@1")
+    assert harness.final(job).state is JobState.TIMEOUT
+    assert Path(job.standard_output).read_text() == ""
+
+
 def test_starting_twice_runs_once(harness: Harness, workdir: Path) -> None:
     job = harness.record(command=f"echo run >> {workdir}/runs")
     harness.start(job)

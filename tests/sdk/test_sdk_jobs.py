@@ -193,6 +193,13 @@ def test_dependencies_are_shown(client: Client) -> None:
     assert second.wait(timeout=WAIT) is JobState.COMPLETED
 
 
+def test_a_scripts_qos_is_shown_in_the_job_and_in_lists(client: Client) -> None:
+    job = client.submit("#!/bin/bash\n#SBATCH --qos=debug\n#SBATCH --hold\ntrue\n")
+    assert job.qos == "debug"
+    assert [j.qos for j in client.list(state="PENDING") if j.id == job.id] == ["debug"]
+    assert client.submit(command="true", hold=True).qos is None
+
+
 def test_pyslurm_style_script_runs_with_the_import_changed(server: LiveServer,
                                                            tmp_path: Path) -> None:
     with Client(server.url, server.token) as client:

@@ -11,6 +11,7 @@ from jobgate.domain.parsing import (
     parse_duration,
     parse_memory,
     parse_sbatch_directives,
+    parse_warn_signal,
 )
 from jobgate.errors import InvalidSpecError
 
@@ -408,3 +409,19 @@ def test_missing_value(directive: str, field: str) -> None:
 def test_unbalanced_quote_is_an_error() -> None:
     with pytest.raises(InvalidSpecError):
         parse_sbatch_directives(_script('-J "unterminated'))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("B:USR1@90", "B:USR1@90"), ("USR1", "USR1@60"), ("10@5", "USR1@5"),
+    ("RB:SIGTERM@0", "RB:TERM@0"), ("b:usr2", "B:USR2@60"),
+])
+def test_sbatch_signal_options(value: str, expected: str) -> None:
+    assert str(parse_warn_signal(value)) == expected
+    assert parse_sbatch_directives(_script(f"--signal={value}"))["signal"] == value
+
+
+@pytest.mark.parametrize("value", ["X:USR1", ":USR1", "USR1@-1", "USR1@70000", "NOPE@5", "B:"])
+def test_a_bad_sbatch_signal_is_refused(value: str) -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_warn_signal(value)
+    assert caught.value.field == "signal"

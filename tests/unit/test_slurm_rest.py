@@ -342,12 +342,12 @@ def test_the_sbatch_options_become_the_job_description() -> None:
     assert job["environment"]["SLURM_SUBMIT_DIR"] == "/w"
 
 
-def test_mail_qos_and_requeue_reach_the_job_description() -> None:
+def test_mail_qos_requeue_and_signal_reach_the_job_description() -> None:
     spec = JobSpec.parse({"command": "true", "mail_type": "END", "mail_user": "ann@x.org",
-                          "qos": "long", "requeue": False})
+                          "qos": "long", "requeue": False, "signal": "B:USR1@30"})
     job = job_description(generated_script(record(spec=spec)), {})
-    assert (job["mail_type"], job["mail_user"], job["qos"], job["requeue"]) == (
-        "END", "ann@x.org", "long", False)
+    assert (job["mail_type"], job["mail_user"], job["qos"], job["requeue"], job["signal"]) == (
+        "END", "ann@x.org", "long", False, "B:USR1@30")
     spec = JobSpec.parse({"command": "true", "requeue": True})
     assert job_description(generated_script(record(spec=spec)), {})["requeue"] is True
 

@@ -67,6 +67,7 @@ def _row_of(record: JobRecord) -> dict[str, Any]:
     row = record.__dict__.copy()  # its fields (pydantic keeps them there), shallow
     row["state"] = record.state.value
     row["dependencies"] = record.spec.dependencies
+    row["qos"] = record.spec.qos
     return row
 
 

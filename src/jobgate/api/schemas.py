@@ -54,6 +54,7 @@ class JobOut(BaseModel):
     array_job_id: int | None
     array_task_id: int | None
     dependencies: str | None = Field(None, description="Slurm's dependency string, if any")
+    qos: str | None = Field(None, description="The quality of service asked (Slurm's)")
     allocation: dict[str, Any] | None = Field(
         description="Resource layout: node, CPU ids, memory (MiB), GPU ids")
     cpu_time: float | None = Field(description="User + system CPU seconds of the process tree")
@@ -74,7 +75,7 @@ class JobOut(BaseModel):
         cpu_time = (stats["cpu_user"] + stats["cpu_system"]
                     if "cpu_user" in stats and "cpu_system" in stats else None)
         return cls(**data, final=job.state.final, cpus=job.cpus, run_time=run_time,
-                   dependencies=job.spec.dependencies,
+                   dependencies=job.spec.dependencies, qos=job.spec.qos,
                    cpu_time=cpu_time, max_rss=stats.get("max_rss_kib"),
                    elapsed_cpu_time=run_time * job.cpus)
 

@@ -81,6 +81,7 @@ COLUMNS: dict[str, Column] = {
     "standard_output": Column("STDOUT", lambda j: j.standard_output),
     "standard_error": Column("STDERR", lambda j: j.standard_error),
     "dependencies": Column("DEPENDENCY", lambda j: _dash(j.dependencies)),
+    "qos": Column("QOS", lambda j: _dash(j.qos)),
     "comment": Column("COMMENT", lambda j: _dash(j.comment)),
     "tags": Column("TAGS", lambda j: ",".join(j.tags) or "-"),
     "array_id": Column("ARRAY_JOB_ID", lambda j: _dash(j.array_id), right=True),
@@ -96,7 +97,7 @@ LETTERS: dict[str, str] = {
     "m": "memory", "Q": "priority", "p": "priority", "V": "submit_time",
     "S": "start_time", "e": "end_time", "Z": "working_directory", "o": "standard_output",
     "E": "dependencies", "k": "comment", "F": "array_id", "K": "array_task_id",
-    "b": "gpus",
+    "b": "gpus", "q": "qos",
 }
 
 # squeue --Format names (lower case) that differ from the attribute names.

@@ -65,6 +65,8 @@ def submit(
         "--mail-type", help="When Slurm mails: END,FAIL, ALL, ...")] = None,
     mail_user: Annotated[str | None, typer.Option("--mail-user", help="Whom Slurm mails.")]
     = None,
+    warn_signal: Annotated[str | None, typer.Option(
+        "--signal", help="[B:]SIG[@SECONDS]: a signal that long before the time limit")] = None,
     requeue: Annotated[bool | None, typer.Option(
         "--requeue/--no-requeue", help="May the job be requeued?", show_default=False)] = None,
     error: Annotated[str | None, typer.Option("-e", "--error", help="stderr file")] = None,
@@ -113,6 +115,7 @@ def submit(
         "dependencies": dependency, "hold": hold or None, "begin": begin,
         "deadline": deadline, "export": export, "command": wrap, "open_mode": open_mode,
         "qos": qos, "mail_type": mail_type, "mail_user": mail_user, "requeue": requeue,
+        "signal": warn_signal,
     }
     with connect(ctx) as client:
         try:

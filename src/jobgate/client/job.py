@@ -94,6 +94,7 @@ class Job:
     tags = _Field(list, "The job's tags (list of str).")
     comment = _Field(_opt_str, "The job's comment.")
     dependencies = _Field(_opt_str, "Slurm's dependency string (afterok:12,...), if any.")
+    qos = _Field(_opt_str, "The quality of service asked (Slurm's), if any.")
     working_directory = _Field(str, "Where the job runs.")
     standard_output = _Field(str, "Path of its standard output file.")
     standard_error = _Field(str, "Path of its standard error file.")

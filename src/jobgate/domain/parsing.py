@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import re
 import shlex
+import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -133,6 +135,54 @@ def parse_memory(value: str | int, field: str = "memory") -> int:
     return math.ceil(Fraction(number) * _MIB_PER_UNIT[unit])
 
 
+def parse_signal(value: str | int, field: str = "signal") -> int:
+    """A signal number from `USR1`, `SIGUSR1` or `10`.
+
+    Raises:
+        InvalidSpecError: not a signal of this system.
+    """
+    text = str(value).strip().upper()
+    try:
+        if text.isdigit():
+            return int(signal.Signals(int(text)))
+        return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+    except (KeyError, ValueError) as exc:
+        raise InvalidSpecError(field, value, "not a signal name or number") from exc
+
+
+@dataclass(frozen=True)
+class WarnSignal:
+    """sbatch --signal: `signum`, `seconds` before the time limit, to the batch
+    script itself (`B:`) or to the job's steps alone."""
+
+    signum: int
+    seconds: int
+    batch: bool
+    reservation: bool = False  # R: may overlap a reservation (Slurm's matter)
+
+    def __str__(self) -> str:
+        flags = ("R" if self.reservation else "") + ("B" if self.batch else "")
+        name = signal.Signals(self.signum).name.removeprefix("SIG")
+        return f"{flags + ':' if flags else ''}{name}@{self.seconds}"
+
+
+def parse_warn_signal(value: str) -> WarnSignal:
+    """sbatch's ``--signal=[{R|B}:]<sig_num>[@sig_time]`` (sig_time 60 when not given).
+
+    Raises:
+        InvalidSpecError: a bad flag, signal or time.
+    """
+    flags, colon, rest = value.strip().rpartition(":")
+    if colon and (not flags or set(flags.upper()) - {"R", "B"}):
+        raise InvalidSpecError("signal", value, "flags before ':' are B and R")
+    name, at, seconds = rest.partition("@")
+    signum = parse_signal(name)
+    if at and not (_INT.fullmatch(seconds) and int(seconds) <= 65535):
+        raise InvalidSpecError("signal", value, "the time after @ is 0 to 65535 seconds")
+    return WarnSignal(signum, int(seconds) if at else 60, "B" in flags.upper(),
+                      "R" in flags.upper())
+
+
 def _to_int(field: str, value: str) -> int:
     if not _INT.fullmatch(value):
         raise InvalidSpecError(field, value, "not an integer")
@@ -195,6 +245,7 @@ for _names, _field, _conv in (
     (("-D", "--chdir"), "working_directory", _keep),
     (("--export",), "environment", lambda f, v: export_environment(v)),
     (("--comment",), "comment", _keep),
+    (("--signal",), "signal", _keep),
     (("-q", "--qos"), "qos", _keep),
     (("--mail-type",), "mail_type", _keep),
     (("--mail-user",), "mail_user", _keep),

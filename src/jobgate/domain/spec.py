@@ -12,7 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from jobgate.domain.parsing import parse_duration, parse_memory, parse_sbatch_directives
+from jobgate.domain.parsing import (
+    parse_duration,
+    parse_memory,
+    parse_sbatch_directives,
+    parse_warn_signal,
+)
 from jobgate.domain.sbatch_names import from_sbatch_names
 from jobgate.errors import InvalidSpecError
 
@@ -74,6 +79,10 @@ class JobSpec(BaseModel):
     mail_type: str | None = Field(None, description=(
         "When Slurm mails: a comma list of " + ", ".join(MAIL_TYPES) + "; the local "
         "cluster sends no mail (use a webhook)."))
+    signal: str | None = Field(None, description=(
+        "sbatch --signal: [B:]SIG[@SECONDS], the signal sent SECONDS (60) before the time "
+        "limit; B: to the batch script (what it started too), else to job steps alone "
+        "(the local cluster has none)."))
     mail_user: str | None = Field(None, pattern=r"^[^\s,]{1,256}$",
                                   description="Whom Slurm mails (default: the job's user).")
     comment: str | None = Field(None, max_length=4096)
@@ -107,6 +116,11 @@ class JobSpec(BaseModel):
                                        f"{item or 'an empty item'} is not one of "
                                        f"{', '.join(MAIL_TYPES)}")
         return ",".join(types)
+
+    @field_validator("signal")
+    @classmethod
+    def _signal(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_warn_signal(value))
 
     @field_validator("begin", "deadline")
     @classmethod

@@ -7,7 +7,6 @@ through the cluster's backend.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from jobgate.backends.base import QueueControl
 from jobgate.domain.job import JobRecord
+from jobgate.domain.parsing import parse_signal
 from jobgate.domain.spec import JobSpec
 from jobgate.domain.states import JobState, can_transition
 from jobgate.errors import ConflictError, InvalidSpecError, PermissionDeniedError
@@ -260,21 +260,6 @@ class JobControl:
             record = to_record(row)
         self.jobs.wake_engine()
         return record
-
-
-def parse_signal(value: str | int) -> int:
-    """A signal number from `USR1`, `SIGUSR1` or `10`.
-
-    Raises:
-        InvalidSpecError: not a signal of this system.
-    """
-    text = str(value).strip().upper()
-    try:
-        if text.isdigit():
-            return int(signal.Signals(int(text)))
-        return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
-    except (KeyError, ValueError) as exc:
-        raise InvalidSpecError("signal", value, "not a signal name or number") from exc
 
 
 def _require(row: JobRow, states: tuple[JobState, ...], verb: str) -> None:

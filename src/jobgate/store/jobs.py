@@ -88,11 +88,11 @@ def visible_clause(visible_to: tuple[str | None, tuple[str, ...]]) -> ColumnElem
 # -- list pages (GET /v1/jobs) ----------------------------------------------------
 
 # A list page's columns: the JobRecord fields but the spec (only its
-# dependencies are shown) and native_id. Typed as nothing: the driver's values
+# dependencies and qos are shown) and native_id. Typed as nothing: the driver's values
 # come as they are and `_decode` converts the few that need it.
 _PAGE_COLUMNS = [c for c in JOBS.columns
                  if c.name in JobRecord.model_fields and c.name not in ("spec", "native_id")]
-_PAGE_NAMES = [c.name for c in _PAGE_COLUMNS] + ["dependencies"]
+_PAGE_NAMES = [c.name for c in _PAGE_COLUMNS] + ["dependencies", "qos"]
 _TIME_COLUMNS = ("submit_time", "start_time", "end_time")
 _JSON_COLUMNS = ("allocation", "stats", "registry_data")
 _EQUAL_FILTERS = ("user_name", "cluster", "partition", "account", "array_job_id")
@@ -170,6 +170,7 @@ def page_statement(shape: PageShape, with_tags: bool) -> Select[Any]:
 
     columns: list[Any] = [type_coerce(c, NullType()).label(c.name) for c in _PAGE_COLUMNS]
     columns.append(JOBS.c.spec["dependencies"].as_string().label("dependencies"))
+    columns.append(JOBS.c.spec["qos"].as_string().label("qos"))
     if with_tags:  # ARRAY(SELECT ...): a lookup per job, and no second round trip
         columns.append(func.array(
             select(JOB_TAGS.c.tag).where(JOB_TAGS.c.job_id == JOBS.c.id)

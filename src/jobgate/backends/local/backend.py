@@ -20,6 +20,7 @@ from jobgate.backends.local.scheduler import Allocation, Request, Running, sched
 from jobgate.backends.scripts import script_argv
 from jobgate.config import ClusterConfig, PartitionConfig
 from jobgate.domain.job import JobRecord, JobUpdate
+from jobgate.domain.parsing import parse_warn_signal
 from jobgate.domain.spec import JobSpec, job_memory
 from jobgate.domain.states import JobState
 from jobgate.errors import BackendError, ConflictError, InvalidSpecError
@@ -38,6 +39,7 @@ SUPPORTED_FIELDS = frozenset({
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
     "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
     "kill_on_invalid_dependency", "open_mode", "requeue", "qos", "mail_type", "mail_user",
+    "signal",
 })
 
 
@@ -264,12 +266,24 @@ class LocalBackend:
             "memory_cgroup": self.config.memory_cgroup,
             "cpus": self._affinity(job),
             "kill_wait": self.kill_wait,
+            "warn_signal": warn_signal(job),
         }
 
     def _affinity(self, job: JobRecord) -> list[int]:
         """The job's CPU ids that exist here (a configured node may claim more)."""
         usable = os.sched_getaffinity(0)
         return [cpu for cpu in (job.allocation or {}).get("cpus", []) if cpu in usable]
+
+
+def warn_signal(job: JobRecord) -> list[int] | None:
+    """[signal, seconds before the time limit] of `--signal=B:...`. Without B:
+    Slurm signals the job's steps alone, never the batch script: a job here is
+    its batch script, with no steps, so nothing is sent, as on Slurm for a
+    script that runs no srun."""
+    if job.spec.signal is None:
+        return None
+    warn = parse_warn_signal(job.spec.signal)
+    return [warn.signum, warn.seconds] if warn.batch else None
 
 
 def allocation_of(job: JobRecord) -> Allocation:

@@ -242,6 +242,14 @@ class Run:
     suspended_total: float = 0.0
     max_rss_kib: int = 0
     cgroup: Path | None = None  # where the kernel enforces its memory limit
+    warn: tuple[int, float] | None = None  # sbatch --signal: signal, seconds before the limit
+
+    def warn_at(self) -> float | None:
+        """When the --signal warning is due (None: none, or sent)."""
+        limit_at = self.limit_at()
+        if self.warn is None or limit_at is None:
+            return None
+        return limit_at - self.warn[1]
 
     def limit_at(self) -> float | None:
         """When the time limit runs out; suspended time does not count."""
@@ -502,9 +510,11 @@ class Daemon:
     def _running(self, path: Path, launch: dict[str, Any], proc: subprocess.Popen[bytes],
                  start_iso: str, started_mono: float, limit_kib: int | None,
                  cgroup: Path | None) -> None:
+        warn = launch.get("warn_signal")
         run = Run(path=path, launch=launch, proc=proc, started_mono=started_mono,
                   start_iso=start_iso, time_limit=launch.get("time_limit"),
-                  memory_limit_kib=limit_kib, cgroup=cgroup)
+                  memory_limit_kib=limit_kib, cgroup=cgroup,
+                  warn=(int(warn[0]), float(warn[1])) if warn else None)
         self.runs[str(path)] = run
         self.by_pid[proc.pid] = run
         if limit_kib is not None and self.next_sample is None:
@@ -604,6 +614,10 @@ class Daemon:
     def _timers(self) -> None:
         moment = time.monotonic()
         for run in list(self.runs.values()):
+            warn_at = run.warn_at()
+            if warn_at is not None and moment >= warn_at and run.warn is not None:
+                run.signal(run.warn[0])
+                run.warn = None  # once, as Slurm sends it
             limit_at = run.limit_at()
             if run.kill_at is not None and moment >= run.kill_at:
                 run.signal(signal.SIGKILL)
@@ -634,7 +648,7 @@ class Daemon:
 
     def _timeout(self) -> float:
         deadlines = [t for run in self.runs.values()
-                     for t in (run.kill_at, run.limit_at()) if t is not None]
+                     for t in (run.kill_at, run.warn_at(), run.limit_at()) if t is not None]
         if self.next_sample is not None:
             deadlines.append(self.next_sample)
         if not deadlines:

@@ -52,6 +52,7 @@ SUPPORTED_FIELDS = frozenset({
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
     "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
     "kill_on_invalid_dependency", "open_mode", "requeue", "qos", "mail_type", "mail_user",
+    "signal",
 })
 # After the controller failed to answer, how long submissions wait before trying again.
 UNREACHABLE_PAUSE = 5.0

@@ -75,6 +75,8 @@ def sbatch_options(job: JobRecord, tag: Tag) -> list[str]:
         options.append(f"--mail-type={spec.mail_type}")
     if spec.mail_user is not None:
         options.append(f"--mail-user={_safe(spec.mail_user, 'mail_user')}")
+    if spec.signal is not None:
+        options.append(f"--signal={spec.signal}")
     if spec.requeue is not None:
         options.append("--requeue" if spec.requeue else "--no-requeue")
     return options

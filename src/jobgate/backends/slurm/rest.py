@@ -85,6 +85,7 @@ OPTION_KEYS: Mapping[str, str] = {
     "--cpus-per-task": "cpus_per_task", "--account": "account", "--mem": "memory_per_node",
     "--mem-per-cpu": "memory_per_cpu", "--gpus": "gpus", "--time": "time_limit",
     "--qos": "qos", "--mail-type": "mail_type", "--mail-user": "mail_user",
+    "--signal": "signal",
 }
 # sbatch's flags (no value) and what they set in the job description.
 FLAG_KEYS: Mapping[str, tuple[str, bool]] = {
