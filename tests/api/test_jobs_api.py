@@ -97,6 +97,14 @@ def test_what_the_cluster_cannot_give_is_422(api: Api) -> None:
             assert "(got '67108864 MiB')" in answer.json()["message"]
 
 
+def test_slurms_own_directives_are_422_on_the_local_cluster(api: Api) -> None:
+    script = "#!/bin/bash\n#SBATCH --exclusive\n#SBATCH --constraint=ib\ntrue\n"
+    answer = api.post("/v1/jobs", json={"script": script})
+    assert answer.status_code == 422
+    assert answer.json()["details"]["fields"] == ["constraint", "exclusive"]
+    assert "cluster 'local' does not support constraint, exclusive" in answer.json()["message"]
+
+
 def test_wrong_body_types_are_422_in_our_format(api: Api) -> None:
     answer = api.post("/v1/jobs", json={"command": "true", "ntasks": "lots"})
     assert answer.status_code == 422

@@ -25,6 +25,16 @@ def test_submit_wait_exits_with_the_jobs_exit_code(jobgate_cli: Run) -> None:
     assert jobgate_cli("submit").returncode == 2
 
 
+def test_submit_takes_sbatchs_slurm_options(jobgate_cli: Run, client: Client) -> None:
+    job_id = _submit(jobgate_cli, "--hold", "-q", "debug", "--mail-type", "END",
+                     "--no-requeue", "--open-mode", "append", "--signal", "B:USR1@30",
+                     "--wrap", "true")
+    assert client.get(job_id).qos == "debug"
+    # The local cluster has no node features: refused, naming the option.
+    refused = jobgate_cli("submit", "-C", "ib", "--exclusive", "--wrap", "true")
+    assert refused.returncode == 1 and "constraint, exclusive" in refused.stderr
+
+
 def test_submit_wait_on_an_array_waits_for_every_task(jobgate_cli: Run) -> None:
     # sbatch --wait: an array's exit code is its tasks' highest.
     waited = jobgate_cli("submit", "--wait", "--array", "0-2",

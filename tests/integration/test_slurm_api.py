@@ -72,6 +72,11 @@ def events(api: Client, job_id: int) -> list[str]:
     return [e["to_state"] for e in api.get(f"/v1/jobs/{job_id}/events")["events"]]
 
 
+def slurm_job_id(api: Client, job_id: int) -> int:
+    return int(next(e["data"]["slurm_job_id"] for e in api.get(f"/v1/jobs/{job_id}/events")
+                    ["events"] if "slurm_job_id" in e["data"]))
+
+
 def test_a_job_that_exits_3_is_failed_with_exit_code_3(api: Client, tmp_path: Path) -> None:
     job = api.submit(script="#!/bin/bash\necho on slurm\nexit 3\n")
     assert (job["cluster"], job["partition"]) == ("slurm", "debug")  # the cluster's default
@@ -145,13 +150,25 @@ def test_a_scripts_mail_qos_and_requeue_directives_reach_slurm(api: Client) -> N
                             "#SBATCH --mail-user=ann@example.org\n#SBATCH --qos=normal\n"
                             "#SBATCH --no-requeue\ntrue\n")
     assert api.final(job["id"])["state"] == "COMPLETED"
-    native = next(e["data"]["slurm_job_id"] for e in
-                  api.get(f"/v1/jobs/{job['id']}/events")["events"] if "slurm_job_id" in e["data"])
     # slurmctld keeps an ended job in memory for minutes (MinJobAge).
-    shown = subprocess.run(["scontrol", "show", "job", str(native)], capture_output=True,
-                           text=True, check=True).stdout.split()
+    shown = subprocess.run(["scontrol", "show", "job", str(slurm_job_id(api, job["id"]))],
+                           capture_output=True, text=True, check=True).stdout.split()
     assert {"MailType=END,FAIL", "MailUser=ann@example.org", "QOS=normal",
             "Requeue=0"} <= set(shown)
+
+
+@pytest.mark.slurm_exclusive  # it waits for the node to be free of other jobs
+def test_exclusive_and_constraint_reach_slurm(api: Client) -> None:
+    cpus = api.get("/v1/clusters/slurm")["resources"]["nodes"][0]["cpus"]
+    job = api.submit(command="true", exclusive=True)
+    assert api.final(job["id"])["state"] == "COMPLETED"
+    shown = subprocess.run(["scontrol", "show", "job", str(slurm_job_id(api, job["id"]))],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert f"NumCPUs={cpus}" in shown  # the whole node, though it asked for one CPU
+    # Slurm judges features: a node has none of this name.
+    refused = api.final(api.submit(command="true", constraint="no-such-feature")["id"])
+    assert refused["state"] == "FAILED"
+    assert "Invalid feature specification" in refused["state_reason"]
 
 
 def test_an_array_with_a_dependency_runs_the_same_on_local_and_slurm(api: Client) -> None:

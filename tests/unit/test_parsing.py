@@ -319,11 +319,26 @@ def test_several_options_on_several_lines_and_override() -> None:
 
 
 def test_unknown_options_are_collected_in_order() -> None:
-    script = _script("--exclusive --constraint=ib -J x", "--hint=nomultithread -v")
+    script = _script("--nodelist=n1 --hint=nomultithread -J x", "--distribution=block -v")
     assert parse_sbatch_directives(script) == {
         "name": "x",
-        "_unknown": ["--exclusive", "--constraint=ib", "--hint=nomultithread", "-v"],
+        "_unknown": ["--nodelist=n1", "--hint=nomultithread", "--distribution=block", "-v"],
     }
+
+
+def test_slurms_own_directives_are_read() -> None:
+    script = _script("--exclusive -C gpu&ib", "--reservation=maint")
+    assert parse_sbatch_directives(script) == {
+        "exclusive": True, "constraint": "gpu&ib", "reservation": "maint"}
+
+
+@pytest.mark.parametrize(("lines", "gpus"), [
+    (("-N 2", "--gpus-per-node=a100:2"), 4),
+    (("-n 3", "--gpus-per-task=1"), 3),
+    (("--gpus-per-node=2", "--gpus=1"), 1),  # --gpus wins
+])
+def test_gpus_per_node_or_task_count_gpus_in_all(lines: tuple[str, ...], gpus: int) -> None:
+    assert parse_sbatch_directives(_script(*lines))["gpus"] == gpus
 
 
 def test_the_directives_of_common_cluster_scripts() -> None:
@@ -341,6 +356,7 @@ def test_the_directives_of_common_cluster_scripts() -> None:
 @pytest.mark.parametrize(("lines", "ntasks"), [
     (("-N 2", "--ntasks-per-node=4"), 8),
     (("--ntasks-per-node=3",), 3),
+    (("-N 3", "--tasks-per-node=2"), 6),
     (("--ntasks-per-node=3", "-n 5"), 5),  # --ntasks wins, as in sbatch
 ])
 def test_ntasks_per_node_counts_tasks_over_the_nodes(lines: tuple[str, ...], ntasks: int

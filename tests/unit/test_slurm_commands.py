@@ -68,13 +68,16 @@ def test_sbatch_options_carry_the_request() -> None:
 def test_sbatch_options_carry_mail_qos_requeue_signal_and_open_mode() -> None:
     options = commands.sbatch_options(record(
         mail_type="end,fail", mail_user="ann@example.org", qos="long", requeue=False,
-        open_mode="append", signal="B:USR1@90"), TAG)
+        open_mode="append", signal="B:USR1@90", exclusive=True, constraint="gpu&ib",
+        reservation="maint"), TAG)
     for wanted in ("--mail-type=END,FAIL", "--mail-user=ann@example.org", "--qos=long",
-                   "--no-requeue", "--open-mode=append", "--signal=B:USR1@90"):
+                   "--no-requeue", "--open-mode=append", "--signal=B:USR1@90", "--exclusive",
+                   "--constraint=gpu&ib", "--reservation=maint"):
         assert wanted in options
     plain = commands.sbatch_options(record(), TAG)
     assert "--open-mode=truncate" in plain
-    assert not any(o.startswith(("--mail", "--qos", "--requeue", "--no-requeue", "--signal"))
+    assert not any(o.startswith(("--mail", "--qos", "--requeue", "--no-requeue", "--signal",
+                                 "--exclusive", "--constraint", "--reservation"))
                    for o in plain)
     assert "--requeue" in commands.sbatch_options(record(requeue=True), TAG)
 

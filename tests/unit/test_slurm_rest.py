@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import stat
 from collections.abc import Callable
@@ -344,12 +345,16 @@ def test_the_sbatch_options_become_the_job_description() -> None:
 
 def test_mail_qos_requeue_and_signal_reach_the_job_description() -> None:
     spec = JobSpec.parse({"command": "true", "mail_type": "END", "mail_user": "ann@x.org",
-                          "qos": "long", "requeue": False, "signal": "B:USR1@30"})
+                          "qos": "long", "requeue": False, "signal": "USR1@30"})
     job = job_description(generated_script(record(spec=spec)), {})
+    # slurmrestd takes a signal by number only.
     assert (job["mail_type"], job["mail_user"], job["qos"], job["requeue"], job["signal"]) == (
-        "END", "ann@x.org", "long", False, "B:USR1@30")
-    spec = JobSpec.parse({"command": "true", "requeue": True})
-    assert job_description(generated_script(record(spec=spec)), {})["requeue"] is True
+        "END", "ann@x.org", "long", False, f"{int(signal.SIGUSR1)}@30")
+    spec = JobSpec.parse({"command": "true", "requeue": True, "exclusive": True,
+                          "constraint": "gpu", "reservation": "maint"})
+    job = job_description(generated_script(record(spec=spec)), {})
+    assert (job["requeue"], job["exclusive"], job["constraints"], job["reservation"]) == (
+        True, "true", "gpu", "maint")
 
 
 def test_only_the_directives_at_the_top_are_read() -> None:
@@ -358,8 +363,8 @@ def test_only_the_directives_at_the_top_are_read() -> None:
 
 
 def test_an_option_slurmrestd_cannot_take_is_refused() -> None:
-    with pytest.raises(SlurmRefused, match="--constraint"):
-        job_description("#!/bin/bash\n#SBATCH --constraint=gpu\n", {})
+    with pytest.raises(SlurmRefused, match="--nodelist"):
+        job_description("#!/bin/bash\n#SBATCH --nodelist=n1\n", {})
     with pytest.raises(SlurmRefused, match="--export=NONE"):
         job_description("#!/bin/bash\n#SBATCH --export=NONE\n", {})
 

@@ -31,9 +31,10 @@ def test_explicit_unlimited_is_not_overwritten() -> None:
 
 def test_unknown_directive_is_refused_not_ignored() -> None:
     with pytest.raises(InvalidSpecError) as err:
-        resolve_spec(JobSpec.parse({"script": "#!/bin/bash\n#SBATCH --exclusive\ntrue\n"}))
+        resolve_spec(JobSpec.parse({"script": "#!/bin/bash\n#SBATCH --hint=compute_bound\n"
+                                              "true\n"}))
     assert err.value.field == "script"
-    assert "--exclusive" in err.value.message
+    assert "--hint=compute_bound" in err.value.message
 
 
 @pytest.mark.parametrize(

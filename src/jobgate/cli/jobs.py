@@ -67,6 +67,12 @@ def submit(
     = None,
     warn_signal: Annotated[str | None, typer.Option(
         "--signal", help="[B:]SIG[@SECONDS]: a signal that long before the time limit")] = None,
+    exclusive: Annotated[bool, typer.Option(
+        "--exclusive", help="Run alone on its nodes (Slurm clusters).")] = False,
+    constraint: Annotated[str | None, typer.Option(
+        "-C", "--constraint", help="Node features needed (Slurm clusters).")] = None,
+    reservation: Annotated[str | None, typer.Option(
+        "--reservation", help="A Slurm reservation to run in.")] = None,
     requeue: Annotated[bool | None, typer.Option(
         "--requeue/--no-requeue", help="May the job be requeued?", show_default=False)] = None,
     error: Annotated[str | None, typer.Option("-e", "--error", help="stderr file")] = None,
@@ -115,7 +121,8 @@ def submit(
         "dependencies": dependency, "hold": hold or None, "begin": begin,
         "deadline": deadline, "export": export, "command": wrap, "open_mode": open_mode,
         "qos": qos, "mail_type": mail_type, "mail_user": mail_user, "requeue": requeue,
-        "signal": warn_signal,
+        "signal": warn_signal, "exclusive": exclusive or None, "constraint": constraint,
+        "reservation": reservation,
     }
     with connect(ctx) as client:
         try:

@@ -225,11 +225,13 @@ for _names, _field, _conv in (
     (("-M", "--clusters"), "cluster", _keep),
     (("-N", "--nodes"), "nodes", _to_nodes),
     (("-n", "--ntasks"), "ntasks", _to_int),
-    (("--ntasks-per-node",), "ntasks_per_node", _to_int),  # ntasks, once nodes are known
+    (("--ntasks-per-node", "--tasks-per-node"), "ntasks_per_node", _to_int),  # see below
     (("-c", "--cpus-per-task"), "cpus_per_task", _to_int),
     (("--mem",), "memory", lambda f, v: parse_memory(v, f)),
     (("--mem-per-cpu",), "memory_per_cpu", lambda f, v: parse_memory(v, f)),
     (("-G", "--gpus"), "gpus", _to_gpus),
+    (("--gpus-per-node",), "gpus_per_node", _to_gpus),  # see below
+    (("--gpus-per-task",), "gpus_per_task", _to_gpus),
     (("--gres",), "gpus", _keep),  # handled specially: may hold non-GPU resources
     (("-t", "--time"), "time_limit", lambda f, v: parse_duration(v, f)),
     (("-b", "--begin"), "begin", _keep),
@@ -250,6 +252,10 @@ for _names, _field, _conv in (
     (("--mail-type",), "mail_type", _keep),
     (("--mail-user",), "mail_user", _keep),
     (("--requeue",), "requeue", None),
+    # Slurm's alone: a cluster that cannot honour them refuses the job.
+    (("--exclusive",), "exclusive", None),
+    (("-C", "--constraint"), "constraint", _keep),
+    (("--reservation",), "reservation", _keep),
 ):
     for _name in _names:
         _OPTIONS[_name] = (_field, _conv)
@@ -357,9 +363,16 @@ def parse_sbatch_directives(script: str) -> dict[str, Any]:
             _apply_gres(result, unknown, token, value)
         else:
             result[field] = convert(field, value)
+    # Counts per node or task, as the totals they make.
     per_node = result.pop("ntasks_per_node", None)
     if per_node is not None and "ntasks" not in result:
         result["ntasks"] = per_node * result.get("nodes", 1)
+    gpus_per_node = result.pop("gpus_per_node", None)
+    gpus_per_task = result.pop("gpus_per_task", None)
+    if "gpus" not in result and gpus_per_node is not None:
+        result["gpus"] = gpus_per_node * result.get("nodes", 1)
+    elif "gpus" not in result and gpus_per_task is not None:
+        result["gpus"] = gpus_per_task * result.get("ntasks", 1)
     if unknown:
         result["_unknown"] = unknown
     return result

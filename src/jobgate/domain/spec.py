@@ -83,6 +83,13 @@ class JobSpec(BaseModel):
         "sbatch --signal: [B:]SIG[@SECONDS], the signal sent SECONDS (60) before the time "
         "limit; B: to the batch script (what it started too), else to job steps alone "
         "(the local cluster has none)."))
+    exclusive: bool = Field(False, description="The job's nodes run no other job "
+                                               "(Slurm clusters).")
+    constraint: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-&|,*\[\]:()!]+$",
+                                   max_length=1024,
+                                   description="Node features the job needs (Slurm clusters).")
+    reservation: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-,]+$", max_length=256,
+                                    description="A Slurm reservation to run in (Slurm clusters).")
     mail_user: str | None = Field(None, pattern=r"^[^\s,]{1,256}$",
                                   description="Whom Slurm mails (default: the job's user).")
     comment: str | None = Field(None, max_length=4096)

@@ -52,7 +52,7 @@ SUPPORTED_FIELDS = frozenset({
     "memory_per_cpu", "time_limit", "priority", "tags", "stdout", "stderr", "comment",
     "additional_data", "hold", "gpus", "begin", "deadline", "array", "dependencies",
     "kill_on_invalid_dependency", "open_mode", "requeue", "qos", "mail_type", "mail_user",
-    "signal",
+    "signal", "exclusive", "constraint", "reservation",
 })
 # After the controller failed to answer, how long submissions wait before trying again.
 UNREACHABLE_PAUSE = 5.0
@@ -135,6 +135,11 @@ class SlurmBackend:
 
     def check(self, spec: JobSpec) -> None:
         refuse_unsupported(spec, self.capabilities, self.cluster)
+        # What the transport cannot carry (slurmrestd: a few option forms).
+        check_spec: Callable[[JobSpec], None] | None = getattr(
+            self.transport, "check_spec", None)
+        if check_spec is not None:
+            check_spec(spec)
         if spec.working_directory is not None and not Path(spec.working_directory).is_dir():
             raise InvalidSpecError("working_directory", spec.working_directory,
                                    "no such directory on the cluster's shared file system")

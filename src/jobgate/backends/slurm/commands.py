@@ -75,6 +75,12 @@ def sbatch_options(job: JobRecord, tag: Tag) -> list[str]:
         options.append(f"--mail-type={spec.mail_type}")
     if spec.mail_user is not None:
         options.append(f"--mail-user={_safe(spec.mail_user, 'mail_user')}")
+    if spec.exclusive:
+        options.append("--exclusive")
+    if spec.constraint is not None:
+        options.append(f"--constraint={spec.constraint}")
+    if spec.reservation is not None:
+        options.append(f"--reservation={spec.reservation}")
     if spec.signal is not None:
         options.append(f"--signal={spec.signal}")
     if spec.requeue is not None:

@@ -58,6 +58,8 @@ from jobgate.backends.slurm.transport import (
     SlurmUnreachable,
 )
 from jobgate.config import ClusterConfig
+from jobgate.domain.parsing import parse_warn_signal
+from jobgate.domain.spec import JobSpec
 from jobgate.errors import BackendError, ConflictError, UnsupportedError, VerbNotSupportedError
 
 log = logging.getLogger(__name__)
@@ -85,11 +87,13 @@ OPTION_KEYS: Mapping[str, str] = {
     "--cpus-per-task": "cpus_per_task", "--account": "account", "--mem": "memory_per_node",
     "--mem-per-cpu": "memory_per_cpu", "--gpus": "gpus", "--time": "time_limit",
     "--qos": "qos", "--mail-type": "mail_type", "--mail-user": "mail_user",
-    "--signal": "signal",
+    "--signal": "signal", "--constraint": "constraints", "--reservation": "reservation",
 }
-# sbatch's flags (no value) and what they set in the job description.
-FLAG_KEYS: Mapping[str, tuple[str, bool]] = {
+# sbatch's flags (no value) and what they set in the job description (v0.0.38
+# takes exclusive as a string: "true", "user" or "mcs").
+FLAG_KEYS: Mapping[str, tuple[str, bool | str]] = {
     "--requeue": ("requeue", True), "--no-requeue": ("requeue", False),
+    "--exclusive": ("exclusive", "true"),
 }
 # What a REST job's environment takes from the gateway's (sbatch --export=ALL
 # would pass it all, but the job runs as another user, maybe on another host).
@@ -238,7 +242,7 @@ def job_description(script: str, environment: Mapping[str, str]) -> dict[str, An
         key = OPTION_KEYS.get(option)
         if key is None:
             raise SlurmRefused(f"submit: the option {option} has no slurmrestd counterpart")
-        job[key] = value
+        job[key] = _rest_signal(value) if option == "--signal" else value
     env = dict(environment)
     # What sbatch adds to the job's environment from its options.
     if "cpus_per_task" in job:
@@ -248,6 +252,14 @@ def job_description(script: str, environment: Mapping[str, str]) -> dict[str, An
     env.setdefault("SLURM_SUBMIT_HOST", socket.gethostname())
     job["environment"] = env
     return job
+
+
+def _rest_signal(value: str) -> str:
+    """--signal as slurmrestd reads it: the signal by number (it refuses a name,
+    "Invalid SIGNAL specification", where sbatch takes both; flags are refused
+    at submit, RestTransport.check_spec)."""
+    warn = parse_warn_signal(value)
+    return f"{warn.signum}@{warn.seconds}"
 
 
 def user_environment(base: Mapping[str, str], user: str) -> dict[str, str]:
@@ -374,6 +386,19 @@ class RestTransport:
     """A Slurm cluster through slurmrestd (see the module's docstring)."""
 
     missing_verbs = frozenset({"suspend", "resume"})
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Refuse at submit what slurmrestd would refuse at launch.
+
+        Raises:
+            UnsupportedError: --signal with B: or R: (22.05 answers "Invalid
+                SIGNAL specification" to any flag, where sbatch takes them).
+        """
+        if spec.signal is not None and ":" in spec.signal:
+            raise UnsupportedError(
+                "slurmrestd refuses --signal with B: or R: (Invalid SIGNAL specification): "
+                "send it without, or submit to a cluster with the sbatch transport",
+                details={"fields": ["signal"]})
 
     def __init__(
         self, url: str, tokens: TokenSource, *, user: str | None = None,
