@@ -143,6 +143,14 @@ def test_affinity_environment_and_usage(two_cpus: Api, tmp_path: Path) -> None:
     assert done["elapsed_cpu_time"] == done["run_time"] * done["cpus"]
 
 
+def test_memory_per_cpu_and_qos_are_told_as_slurm_tells_them(api: Api) -> None:
+    # --mem-per-cpu sets SLURM_MEM_PER_CPU, --mem SLURM_MEM_PER_NODE, never both.
+    per_cpu = api.wait_final(api.submit(
+        command='echo "${SLURM_MEM_PER_CPU-unset} ${SLURM_MEM_PER_NODE-unset} $SLURM_JOB_QOS"',
+        memory_per_cpu="64M", qos="high")["id"])
+    assert api.get(f"/v1/jobs/{per_cpu['id']}/stdout").text == "64 unset high\n"
+
+
 def test_partition_limits_refuse_at_submit(two_cpus: Api) -> None:
     api = two_cpus
     for fields, field in (({"time_limit": 120}, "time_limit"),

@@ -94,6 +94,25 @@ def test_environment(harness: Harness, workdir: Path) -> None:
     ]
 
 
+SLURMD_VARIABLES = ("SLURM_JOBID", "SLURM_NNODES", "SLURM_NODELIST", "SLURMD_NODENAME",
+                    "SLURM_CPUS_ON_NODE", "SLURM_TASKS_PER_NODE", "SLURM_PROCID",
+                    "SLURM_NODEID", "SLURM_LOCALID", "SLURM_JOB_USER", "SLURM_JOB_UID",
+                    "SLURM_SUBMIT_HOST")
+
+
+def test_the_variables_slurmd_gives_a_batch_script(harness: Harness) -> None:
+    job = harness.run(command=f'for v in {" ".join(SLURMD_VARIABLES)}; do echo "$v=${{!v}}"; done')
+    assert harness.final(job).state is JobState.COMPLETED
+    values = dict(line.split("=", 1) for line in Path(job.standard_output).read_text().split())
+    assert values["SLURM_JOBID"] == harness.native_ids.get(job.id, str(job.id))
+    assert values["SLURM_NODELIST"] == values["SLURMD_NODENAME"] != ""
+    assert [values[f"SLURM_{name}"] for name in (
+        "NNODES", "CPUS_ON_NODE", "TASKS_PER_NODE", "PROCID", "NODEID", "LOCALID")] == [
+        "1", "1", "1", "0", "0", "0"]
+    assert values["SLURM_JOB_UID"].isdigit() and values["SLURM_JOB_USER"]
+    assert values["SLURM_SUBMIT_HOST"]
+
+
 def test_cancel_running_job(harness: Harness, workdir: Path) -> None:
     job = harness.run(command=f"echo started > {workdir}/flag; sleep 60")
     harness.wait_for_file(workdir / "flag")

@@ -22,24 +22,40 @@ def job_environment(job: JobRecord, base: dict[str, str]) -> dict[str, str]:
     JOBGATE_* twin."""
     env = base | job.spec.environment
     allocation = job.allocation or {}
+    node = str(allocation.get("node") or node_name())
     slurm = {
         "JOB_ID": str(job.id),
+        "JOBID": str(job.id),  # the older name, still read by many scripts
         "JOB_NAME": job.name,
+        "JOB_USER": job.user_name,
+        "JOB_UID": str(os.getuid()),  # whom the job runs as here: the gateway's user
+        "JOB_GID": str(os.getgid()),
         "SUBMIT_DIR": job.working_directory,
+        "SUBMIT_HOST": node,  # the gateway's machine, which is the node
         "CPUS_PER_TASK": str(job.cpus_per_task),
         "NTASKS": str(job.ntasks),
         "JOB_PARTITION": job.partition,
         "JOB_NUM_NODES": str(job.num_nodes),
+        "NNODES": str(job.num_nodes),
         "CLUSTER_NAME": job.cluster,
-        "JOB_NODELIST": str(allocation.get("node") or node_name()),
+        "JOB_NODELIST": node,
+        "NODELIST": node,
         "JOB_CPUS_PER_NODE": str(job.cpus),
+        "CPUS_ON_NODE": str(job.cpus),
+        "TASKS_PER_NODE": str(job.ntasks),
+        # The batch script is task 0 of node 0, as slurmd starts it.
+        "NODEID": "0", "PROCID": "0", "LOCALID": "0",
         "RESTART_COUNT": str(job.requeue_count),
     }
     memory = job_memory(job.memory, job.memory_per_cpu, job.cpus)
-    if memory:
+    if job.memory is None and job.memory_per_cpu:
+        slurm["MEM_PER_CPU"] = str(job.memory_per_cpu)
+    elif memory:
         slurm["MEM_PER_NODE"] = str(memory)
     if job.account:
         slurm["JOB_ACCOUNT"] = job.account
+    if job.spec.qos:
+        slurm["JOB_QOS"] = job.spec.qos
     if job.array_job_id is not None and job.array_task_id is not None and job.spec.array:
         tasks = parse_array(job.spec.array)
         slurm |= {
@@ -56,6 +72,7 @@ def job_environment(job: JobRecord, base: dict[str, str]) -> dict[str, str]:
     for key, value in slurm.items():
         env[f"SLURM_{key}"] = value
         env[f"JOBGATE_{key}"] = value
+    env["SLURMD_NODENAME"] = node
     # Only the allocated GPUs are visible; none at all when none were asked for.
     env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
     return env
