@@ -25,6 +25,17 @@ def test_submit_wait_exits_with_the_jobs_exit_code(jobgate_cli: Run) -> None:
     assert jobgate_cli("submit").returncode == 2
 
 
+def test_submit_parsable_prints_the_id_alone(jobgate_cli: Run, client: Client) -> None:
+    # As `jobid=$(sbatch --parsable job.sh)` in a pipeline.
+    plain = jobgate_cli("submit", "--parsable", "--hold", "--wrap", "true")
+    assert plain.returncode == 0 and client.get(int(plain.stdout)).held
+    on_cluster = jobgate_cli("submit", "--parsable", "-M", "local", "--hold", "--wrap", "true")
+    job_id, cluster = on_cluster.stdout.strip().split(";")
+    assert (client.get(int(job_id)).cluster, cluster) == ("local", "local")
+    waited = jobgate_cli("submit", "--parsable", "--wait", "--wrap", "exit 3")
+    assert waited.returncode == 3 and waited.stdout.strip().isdigit()
+
+
 def test_submit_takes_sbatchs_slurm_options(jobgate_cli: Run, client: Client) -> None:
     job_id = _submit(jobgate_cli, "--hold", "-q", "debug", "--mail-type", "END",
                      "--no-requeue", "--open-mode", "append", "--signal", "B:USR1@30",

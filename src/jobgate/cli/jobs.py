@@ -93,6 +93,9 @@ def submit(
         help="A progress bar on stderr while --file/--zip upload (default: on a terminal)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+    parsable: Annotated[bool, typer.Option(
+        "--parsable", help="Print the job id alone (id;cluster with -M), as sbatch does.")]
+    = False,
     wait: Annotated[bool, typer.Option("--wait", "-W", help="Wait for the job to end and "
                                        "exit with its exit code (an array: every task, "
                                        "their highest code).")] = False,
@@ -132,14 +135,16 @@ def submit(
                                     **fields)
         except OSError as exc:
             fail(f"cannot read {exc.filename}: {exc.strerror}")
+        submitted = (f"{job.id};{job.cluster}" if cluster else str(job.id)) if parsable \
+            else f"Submitted batch job {job.id}"
         if not wait:
             if as_json:
                 print_json(job.to_dict())
             else:
-                typer.echo(f"Submitted batch job {job.id}")
+                typer.echo(submitted)
             return
         if not as_json:
-            typer.echo(f"Submitted batch job {job.id}", err=True)
+            typer.echo(submitted, err=not parsable)
         # An array: every task, as sbatch --wait waits for them all.
         tasks = client.list(array=job.array_id) if job.array_id is not None else [job]
         done = sorted(as_completed(tasks, client=client), key=lambda task: task.id)
