@@ -69,23 +69,21 @@ def sbatch_options(job: JobRecord, tag: Tag) -> list[str]:
     if job.time_limit is not None:
         options.append(f"--time={format_time_limit(job.time_limit)}")
     spec = job.spec
-    if spec.qos is not None:
-        options.append(f"--qos={spec.qos}")
-    if spec.mail_type is not None:
-        options.append(f"--mail-type={spec.mail_type}")
-    if spec.mail_user is not None:
-        options.append(f"--mail-user={_safe(spec.mail_user, 'mail_user')}")
+    # The spec's own Slurm options, as they are (each validated by JobSpec).
+    for option, field in _PASSED_OPTIONS:
+        value = getattr(spec, field)
+        if value is not None:
+            options.append(f"{option}={_safe(value, field)}")
     if spec.exclusive:
         options.append("--exclusive")
-    if spec.constraint is not None:
-        options.append(f"--constraint={spec.constraint}")
-    if spec.reservation is not None:
-        options.append(f"--reservation={spec.reservation}")
-    if spec.signal is not None:
-        options.append(f"--signal={spec.signal}")
     if spec.requeue is not None:
         options.append("--requeue" if spec.requeue else "--no-requeue")
     return options
+
+
+_PASSED_OPTIONS = (("--qos", "qos"), ("--mail-type", "mail_type"), ("--mail-user", "mail_user"),
+                   ("--constraint", "constraint"), ("--reservation", "reservation"),
+                   ("--signal", "signal"))
 
 
 # -- argv ------------------------------------------------------------------------
