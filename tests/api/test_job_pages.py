@@ -38,7 +38,8 @@ def test_pages_are_the_bytes_joblist_made(api: Api) -> None:
     ana = api.add_user("ana", "ana-token")
     first = api.submit(command="true", hold=True, name='résumé ✓ "q"\n', comment="a\tb",
                        tags=["b", "a", "c"])
-    api.submit(command="true", hold=True, dependencies=f"afterok:{first['id']}", tags=["a"])
+    api.submit(command="true", hold=True, dependencies=f"afterok:{first['id']}", tags=["a"],
+               qos="high")
     api.submit(command="true", hold=True, array="0-2")
     own = api.post("/v1/jobs", headers=ana, json={"command": "true", "hold": True, "tags": ["a"]})
     assert own.status_code == 201, own.text
@@ -104,7 +105,8 @@ def test_a_batch_answer_is_the_bytes_batchout_made(api: Api) -> None:
          "comment": "a\tb", "cpus_per_task": 2, "memory": 64, "time_limit": 60},
         {"script": "#!/bin/bash\ntrue\n", "hold": True, "priority": 5},
         {"command": "true", "hold": True, "array": "0-2"},
-        {"command": "true", "hold": True, "dependencies": "afterany:1", "tags": ["x"]},
+        {"command": "true", "hold": True, "dependencies": "afterany:1", "tags": ["x"],
+         "qos": "high"},
     ]
     answer = api.post("/v1/jobs:batch", json={"jobs": specs})
     assert answer.status_code == 201, answer.text

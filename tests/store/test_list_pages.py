@@ -56,7 +56,7 @@ def ledger(engine: Engine) -> tuple[sessionmaker[Session], list[dict[str, object
             end_time=start + timedelta(seconds=9) if start and state.final else None,
             updated_at=T0, requeue_count=0,
             spec={"command": "true"} | ({"dependencies": "afterok:1"} if job_id % 5 == 0
-                                        else {}),
+                                        else {}) | ({"qos": "high"} if job_id % 7 == 0 else {}),
             stats={"cpu_user": 1.5, "max_rss_kib": 7} if job_id % 4 == 0 else None,
             allocation={"node": "n1", "cpus": [0, 1]} if job_id % 6 == 0 else None,
             exit_code=0 if state is JobState.COMPLETED else None, exit_code_signal=None,
@@ -154,7 +154,7 @@ def test_a_page_holds_each_jobs_values_as_their_types_give_them(
         spec = job["spec"]
         assert isinstance(spec, dict)
         wanted = {k: v for k, v in job.items() if k not in ("spec", "deleted_at", "updated_at")}
-        assert row == wanted | {"dependencies": spec.get("dependencies")}
+        assert row == wanted | {"dependencies": spec.get("dependencies"), "qos": spec.get("qos")}
         assert all(isinstance(row[k], datetime) and row[k].tzinfo is UTC  # type: ignore[union-attr]
                    for k in ("submit_time", "start_time", "end_time") if row[k] is not None)
         assert type(row["held"]) is bool
