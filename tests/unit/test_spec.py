@@ -111,3 +111,10 @@ def test_a_bad_slurm_option_names_its_field(field: str, value: str) -> None:
     with pytest.raises(InvalidSpecError) as caught:
         JobSpec.parse({"command": "true", field: value})
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize("zero", [0, "0", "0:00", "00:00:00"])
+def test_a_time_limit_of_zero_is_no_limit_as_with_sbatch(zero: object) -> None:
+    assert JobSpec.parse({"command": "true", "time_limit": zero}).time_limit is None
+    script = f"#!/bin/bash\n#SBATCH -t {zero}\ntrue\n"
+    assert resolve_spec(JobSpec.parse({"script": script})).time_limit is None

@@ -104,7 +104,9 @@ class JobSpec(BaseModel):
     @field_validator("time_limit", mode="before")
     @classmethod
     def _time_limit(cls, value: Any) -> Any:
-        return None if value is None else parse_duration(value, "time_limit")
+        # Zero is no limit, as sbatch --time=0 asks (the local cluster ended such
+        # a job at once, Slurm let it run).
+        return None if value is None else parse_duration(value, "time_limit") or None
 
     @field_validator("memory", "memory_per_cpu", mode="before")
     @classmethod
