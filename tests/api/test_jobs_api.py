@@ -32,6 +32,20 @@ def test_stderr_and_failure(api: Api) -> None:
     assert api.get(f"/v1/jobs/{job['id']}/stderr").text == "bad\n"
 
 
+def test_errors_go_where_output_goes_unless_error_is_given(api: Api) -> None:
+    # sbatch: `#SBATCH -o run-%j.log` alone takes stderr too.
+    job = api.submit(script="#!/bin/bash\n#SBATCH -o run-%j.log\necho out; echo err >&2\n")
+    assert job["standard_error"] == job["standard_output"]
+    assert job["standard_output"].endswith(f"/run-{job['id']}.log")
+    api.wait_final(job["id"])
+    assert api.get(f"/v1/jobs/{job['id']}/stdout").text == "out\nerr\n"
+    apart = api.submit(command="true", stdout="o-%j", stderr="e-%j")
+    assert (apart["standard_output"].endswith(f"/o-{apart['id']}"),
+            apart["standard_error"].endswith(f"/e-{apart['id']}")) == (True, True)
+    default = api.submit(command="true")  # neither: jobgate's files, kept apart
+    assert default["standard_error"].endswith(f"/jobgate-{default['id']}.err")
+
+
 def test_sbatch_directives_fill_and_explicit_fields_win(api: Api) -> None:
     job = api.submit(script=SBATCH_SCRIPT)
     assert (job["name"], job["time_limit"], job["memory"], job["cpus_per_task"]) == (

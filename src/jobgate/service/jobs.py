@@ -278,8 +278,11 @@ class JobService:
         else:
             workdir = resolve_path(spec.working_directory, resolved)
         paths = {"working_directory": workdir}
+        # As sbatch: errors go where --output says unless --error says otherwise
+        # (jobgate's default keeps them apart when neither is given).
+        stderr = spec.stderr or (spec.stdout if spec.stdout else DEFAULT_STDERR)
         for key, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
-                             ("standard_error", spec.stderr or DEFAULT_STDERR)):
+                             ("standard_error", stderr)):
             paths[key] = expand_output_pattern(
                 pattern, job_id=job["id"], name=job["name"], user=job["user_name"],
                 working_directory=workdir, array_job_id=job["array_job_id"],
