@@ -387,19 +387,6 @@ class RestTransport:
 
     missing_verbs = frozenset({"suspend", "resume"})
 
-    def check_spec(self, spec: JobSpec) -> None:
-        """Refuse at submit what slurmrestd would refuse at launch.
-
-        Raises:
-            UnsupportedError: --signal with B: or R: (22.05 answers "Invalid
-                SIGNAL specification" to any flag, where sbatch takes them).
-        """
-        if spec.signal is not None and ":" in spec.signal:
-            raise UnsupportedError(
-                "slurmrestd refuses --signal with B: or R: (Invalid SIGNAL specification): "
-                "send it without, or submit to a cluster with the sbatch transport",
-                details={"fields": ["signal"]})
-
     def __init__(
         self, url: str, tokens: TokenSource, *, user: str | None = None,
         timeout: float = 30.0, env: Mapping[str, str] | None = None,
@@ -413,6 +400,19 @@ class RestTransport:
         self._http = http
         self.client = self._new_client()
         self._closed = False
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Refuse at submit what slurmrestd would refuse at launch.
+
+        Raises:
+            UnsupportedError: --signal with B: or R: (22.05 answers "Invalid
+                SIGNAL specification" to any flag, where sbatch takes them).
+        """
+        if spec.signal is not None and ":" in spec.signal:
+            raise UnsupportedError(
+                "slurmrestd refuses --signal with B: or R: (Invalid SIGNAL specification): "
+                "send it without, or submit to a cluster with the sbatch transport",
+                details={"fields": ["signal"]})
 
     @classmethod
     def from_config(cls, config: ClusterConfig, env: Mapping[str, str] | None = None
