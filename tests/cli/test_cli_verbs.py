@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 from jobgate import Client, JobState
 from server_process import Run
@@ -11,8 +12,8 @@ from server_process import Run
 WAIT = 60
 
 
-def _submit(run: Run, *args: str) -> int:
-    result = run("submit", *args)
+def _submit(run: Run, *args: str, **env: str) -> int:
+    result = run("submit", *args, **env)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.split()[-1])
 
@@ -34,6 +35,17 @@ def test_submit_parsable_prints_the_id_alone(jobgate_cli: Run, client: Client) -
     assert (client.get(int(job_id)).cluster, cluster) == ("local", "local")
     waited = jobgate_cli("submit", "--parsable", "--wait", "--wrap", "exit 3")
     assert waited.returncode == 3 and waited.stdout.strip().isdigit()
+
+
+def test_submit_reads_sbatchs_input_variables(jobgate_cli: Run, client: Client,
+                                              tmp_path: Path) -> None:
+    # Over the script's lines, under the options, as with sbatch.
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n#SBATCH -t 5:00\n#SBATCH --qos=low\ntrue\n")
+    job_id = _submit(jobgate_cli, "--hold", "-J", "from-option", str(script),
+                     SBATCH_TIMELIMIT="7:00", SBATCH_QOS="high", SBATCH_JOB_NAME="from-env")
+    job = client.get(job_id)
+    assert (job.time_limit, job.qos, job.name) == (420, "high", "from-option")
 
 
 def test_submit_takes_sbatchs_slurm_options(jobgate_cli: Run, client: Client) -> None:

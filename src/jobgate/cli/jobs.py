@@ -127,6 +127,9 @@ def submit(
         "signal": warn_signal, "exclusive": exclusive or None, "constraint": constraint,
         "reservation": reservation,
     }
+    for variable, field in SBATCH_VARIABLES.items():
+        if fields.get(field) is None and os.environ.get(variable):
+            fields[field] = os.environ[variable]
     with connect(ctx) as client:
         try:
             with upload_bar(progress if uploads else False) as moved:
@@ -156,6 +159,18 @@ def submit(
             typer.echo(f"job {task.id} {task.state.value} (exit {exit_text(task)})", err=True)
     # sbatch --wait: the job's exit code; an array's, its tasks' highest.
     raise typer.Exit(max(exit_status([task]) for task in done))
+
+
+# sbatch's input variables (a cluster's profile often sets SBATCH_ACCOUNT): as
+# with sbatch, they win over the script's #SBATCH lines and lose to options.
+SBATCH_VARIABLES = {
+    "SBATCH_JOB_NAME": "name", "SBATCH_ACCOUNT": "account", "SBATCH_PARTITION": "partition",
+    "SBATCH_CLUSTERS": "cluster", "SBATCH_TIMELIMIT": "time_limit", "SBATCH_QOS": "qos",
+    "SBATCH_MEM_PER_NODE": "memory", "SBATCH_MEM_PER_CPU": "memory_per_cpu",
+    "SBATCH_GPUS": "gpus", "SBATCH_RESERVATION": "reservation",
+    "SBATCH_CONSTRAINT": "constraint", "SBATCH_OPEN_MODE": "open_mode",
+    "SBATCH_SIGNAL": "signal", "SBATCH_EXPORT": "export",
+}
 
 
 def _read_script(script: str) -> str:
