@@ -73,16 +73,18 @@ class JobSpec(BaseModel):
         "(truncate, the default); a requeued run always appends."))
     requeue: bool | None = Field(None, description=(
         "false: the job may not be requeued (sbatch --no-requeue)."))
+    signal: str | None = Field(None, description=(
+        "sbatch --signal: [B:]SIG[@SECONDS], the signal sent SECONDS (60) before the time "
+        "limit; B: to the batch script (what it started too), else to job steps alone "
+        "(the local cluster has none)."))
     qos: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                             description="Slurm's quality of service; recorded on the local "
                                         "cluster, which has none.")
     mail_type: str | None = Field(None, description=(
         "When Slurm mails: a comma list of " + ", ".join(MAIL_TYPES) + "; the local "
         "cluster sends no mail (use a webhook)."))
-    signal: str | None = Field(None, description=(
-        "sbatch --signal: [B:]SIG[@SECONDS], the signal sent SECONDS (60) before the time "
-        "limit; B: to the batch script (what it started too), else to job steps alone "
-        "(the local cluster has none)."))
+    mail_user: str | None = Field(None, pattern=r"^[^\s,]{1,256}$",
+                                  description="Whom Slurm mails (default: the job's user).")
     exclusive: bool = Field(False, description="The job's nodes run no other job "
                                                "(Slurm clusters).")
     constraint: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-&|,*\[\]:()!]+$",
@@ -90,8 +92,6 @@ class JobSpec(BaseModel):
                                    description="Node features the job needs (Slurm clusters).")
     reservation: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-,]+$", max_length=256,
                                     description="A Slurm reservation to run in (Slurm clusters).")
-    mail_user: str | None = Field(None, pattern=r"^[^\s,]{1,256}$",
-                                  description="Whom Slurm mails (default: the job's user).")
     comment: str | None = Field(None, max_length=4096)
     additional_data: dict[str, Any] = Field(default_factory=dict)
 

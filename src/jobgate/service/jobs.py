@@ -280,7 +280,7 @@ class JobService:
         paths = {"working_directory": workdir}
         # As sbatch: errors go where --output says unless --error says otherwise
         # (jobgate's default keeps them apart when neither is given).
-        stderr = spec.stderr or (spec.stdout if spec.stdout else DEFAULT_STDERR)
+        stderr = spec.stderr or spec.stdout or DEFAULT_STDERR
         for key, pattern in (("standard_output", spec.stdout or DEFAULT_STDOUT),
                              ("standard_error", stderr)):
             paths[key] = expand_output_pattern(
