@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobgate.api.deps import Caller
 from jobgate.service.audit import WRITES, entry
-from jobgate.service.auth import Principal
 
 
 class AuditMiddleware:
@@ -32,9 +32,10 @@ class AuditMiddleware:
         finally:
             gateway = getattr(scope["app"].state, "gateway", None)
             if gateway is not None:
-                principal = scope.get("state", {}).get("principal")
+                caller = scope.get("state", {}).get("caller")
+                principal = caller.principal if isinstance(caller, Caller) else None
                 actor = on_behalf_of = None
-                if isinstance(principal, Principal):
+                if principal is not None:
                     actor = principal.actor or principal.name
                     on_behalf_of = principal.name if principal.actor else None
                 query = scope.get("query_string", b"").decode("latin-1")

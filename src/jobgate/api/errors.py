@@ -65,7 +65,7 @@ async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     # A route that authenticates on its own thread (deps.py Caller) has its body
     # validated first: a caller who is not who they claim hears 401, not 422.
     caller = getattr(request.state, "caller", None)
-    if caller is not None and getattr(request.state, "principal", None) is None:
+    if caller is not None and caller.principal is None:
         try:
             await run_in_threadpool(caller.authenticate, request.app.state.gateway)
         except JobgateError as refused:
