@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/list_jobs.py [--jobs 1000000] [--db sqlite,postgresql]
                                         [--requests 200] [--limit 100]
+                                        [--env JOBGATE_X=VALUE]
 
 For each store: N jobs are bulk-inserted (executemany through sqlite3; COPY on
 PostgreSQL), with realistic skew: mostly ended jobs, a few hundred users, a few
@@ -319,11 +320,12 @@ def walk(get: Callable[[dict[str, str]], dict[str, Any]], params: dict[str, str]
     return out
 
 
-def measure(url: str, n: int, requests: int, limit: int, tmp: Path) -> tuple[
-        dict[str, Figures], list[float], list[float]]:
+def measure(url: str, n: int, requests: int, limit: int, tmp: Path,
+            env: dict[str, str]) -> tuple[dict[str, Figures], list[float], list[float]]:
     rng = random.Random(11)
-    server = ServerProcess(tmp / "home").start(
-        JOBGATE_DATABASE_URL=url, JOBGATE_RUN_ENGINE="false", JOBGATE_SUBMIT_RATE="0")
+    server = ServerProcess(tmp / "home").start(**{
+        "JOBGATE_DATABASE_URL": url, "JOBGATE_RUN_ENGINE": "false",
+        "JOBGATE_SUBMIT_RATE": "0", **env})
     replay = SqlReplay(url)
     figures: dict[str, Figures] = {}
     floor: list[float] = []
@@ -412,14 +414,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200,
                         help="page requests per filter (10 walks down the list)")
     parser.add_argument("--limit", type=int, default=100, help="jobs per page")
+    parser.add_argument("--env", action="append", default=[], metavar="JOBGATE_X=VALUE",
+                        help="set in jobgate's environment (e.g. JOBGATE_TOKEN_CACHE_SECONDS=5)")
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
     for kind in args.db.split(","):
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
             began = time.perf_counter()
             with store(kind, args.jobs, tmp) as url:
                 fill_seconds = time.perf_counter() - began
-                figures, health, floor = measure(url, args.jobs, args.requests, args.limit, tmp)
+                figures, health, floor = measure(url, args.jobs, args.requests, args.limit, tmp,
+                                                 env)
             report(kind, args.jobs, fill_seconds, figures, health, floor, args.limit)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import Engine, event
+import psycopg
+import pytest
+from sqlalchemy import Engine, event, text
 
 from jobgate.config import Settings
 from jobgate.store import make_engine, make_reader_engine
@@ -51,7 +53,8 @@ def test_a_second_burst_reuses_the_connections_of_the_first(db_url: str) -> None
     try:
         assert connections_opened(engine, bursts=3) == BURST
         reader = make_reader_engine(engine)
-        assert connections_opened(reader, bursts=3) == (BURST if reader is not engine else 0)
+        assert connections_opened(reader, bursts=3) == (
+            BURST if reader.pool is not engine.pool else 0)  # PostgreSQL: one pool
     finally:
         engine.dispose()
 
@@ -62,5 +65,30 @@ def test_the_postgresql_pool_is_what_the_settings_say() -> None:
     engine = make_engine(url, **settings.database_pool)
     try:
         assert (engine.pool.size(), engine.pool._max_overflow) == (3, 2)  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_sessions_the_server_ended_are_replaced_before_use(db_url: str,
+                                                           postgres_server: str) -> None:
+    """As after a restart of PostgreSQL: every pooled connection's session is
+    ended by the server; the next requests work on new ones, none fails."""
+    engine = make_engine(db_url, **Settings(database_url=db_url).database_pool)
+    try:
+        held = [engine.connect() for _ in range(3)]
+        pids = {c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in held}
+        for connection in held:
+            connection.close()  # back to the pool, idle
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
+        again = [engine.connect() for _ in range(3)]  # the pool's three, as a burst takes them
+        try:
+            new_pids = {c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in again}
+        finally:
+            for connection in again:
+                connection.close()
+        assert len(new_pids) == 3 and not new_pids & pids
     finally:
         engine.dispose()

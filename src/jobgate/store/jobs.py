@@ -375,14 +375,10 @@ class JobRepository:
                   after_id: int | None = None) -> list[dict[str, Any]]:
         """`page` as plain values by JobRecord field (no spec: its `dependencies`
         instead), for the list route to encode: read without the columns' Python
-        types, which cost more than the query (bench/list_jobs.py).
-
-        On PostgreSQL one statement in autocommit: no BEGIN and ROLLBACK, each a
-        round trip to the server (a statement alone sees one snapshot anyway)."""
+        types, which cost more than the query (bench/list_jobs.py). On
+        PostgreSQL one statement (the reader's: store/db.py make_reader_engine)."""
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        autocommit = not sqlite and not self.session.in_transaction()
-        connection = self.session.connection(
-            execution_options={"isolation_level": "AUTOCOMMIT"} if autocommit else None)
+        connection = self.session.connection()
         shape, values = page_parameters(filters, limit, after_id)
         names = _PAGE_NAMES if sqlite else [*_PAGE_NAMES, "tags"]
         rows: dict[int, dict[str, Any]] = {}
