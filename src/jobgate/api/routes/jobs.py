@@ -91,10 +91,12 @@ def created(answer: BaseModel | bytes) -> Response:
     return Response(body, status_code=201, media_type="application/json")
 
 
+# The reads most polled are async and authenticate on the worker thread that
+# reads the store (CallerDep), as a submit does: one hop there and back, not two.
 @router.get("", response_model=JobList)
-def list_jobs(
+async def list_jobs(
     gateway: GatewayDep,
-    user: UserDep,
+    caller: CallerDep,
     state: Annotated[list[JobState] | None, Query()] = None,
     tag: str | None = None,
     user_name: Annotated[str | None, Query(alias="user")] = None,
@@ -110,6 +112,12 @@ def list_jobs(
     filters = JobFilter(states=tuple(state or ()), tag=tag, user_name=user_name,
                         cluster=cluster, partition=partition, account=account,
                         array_job_id=array)
+    return await run_in_threadpool(_list_page, gateway, caller, filters, limit, cursor)
+
+
+def _list_page(gateway: Gateway, caller: Caller, filters: JobFilter, limit: int,
+               cursor: str | None) -> Response:
+    user = caller.authenticate(gateway)
     rows, next_cursor = gateway.jobs.list_page(filters, user, limit=limit, cursor=cursor)
     # JobList's JSON, written here (api/job_pages.py): a Response is sent as is.
     return Response(job_list_json(rows, next_cursor, datetime.now(UTC)),
@@ -117,8 +125,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: int, gateway: GatewayDep, user: UserDep) -> JobOut:
-    return JobOut.of(gateway.jobs.get(job_id, user))
+async def get_job(job_id: int, gateway: GatewayDep, caller: CallerDep) -> Response:
+    return await run_in_threadpool(_get_job, job_id, gateway, caller)
+
+
+def _get_job(job_id: int, gateway: Gateway, caller: Caller) -> Response:
+    job = gateway.jobs.get(job_id, caller.authenticate(gateway))
+    return Response(JobOut.of(job).model_dump_json(), media_type="application/json")
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=errors(409, 501, 503))
