@@ -243,6 +243,8 @@ class SqlReplay:
         self.captured: list[tuple[str, Any]] = []
         event.listen(self.engine, "before_cursor_execute", self._capture)
         raw = self.engine.raw_connection()
+        if self.engine.dialect.name != "sqlite":
+            raw.dbapi_connection.autocommit = True  # as the server's reader sends them
         self.raw = raw
         self.cursor = raw.cursor()
 
@@ -261,7 +263,7 @@ class SqlReplay:
             self.cursor.execute(statement, parameters)
             self.cursor.fetchall()
         elapsed = time.perf_counter() - start
-        self.raw.commit()  # end the read transaction, as the server's session does
+        self.raw.commit()  # SQLite: end the read transaction, as the server's session does
         return elapsed
 
     def close(self) -> None:

@@ -376,7 +376,8 @@ class JobRepository:
         """`page` as plain values by JobRecord field (no spec: its `dependencies`
         instead), for the list route to encode: read without the columns' Python
         types, which cost more than the query (bench/list_jobs.py). On
-        PostgreSQL one statement (the reader's: store/db.py make_reader_engine)."""
+        PostgreSQL one statement, which the reader sends alone (autocommit:
+        store/db.py make_reader_engine)."""
         sqlite = self.session.get_bind().dialect.name == "sqlite"
         connection = self.session.connection()
         shape, values = page_parameters(filters, limit, after_id)
