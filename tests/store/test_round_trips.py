@@ -27,9 +27,15 @@ class Trace:
     (what the pool itself sends before handing one out included)."""
 
     def __init__(self, engine: Engine, file: IO[str]) -> None:
+        self.engine = engine
         self.file = file
         event.listen(engine, "connect", self._on)
         engine.dispose()  # the connections made before this one are not traced
+
+    def stop(self) -> None:
+        """Before the file closes: no connection may write to its descriptor after."""
+        event.remove(self.engine, "connect", self._on)
+        self.engine.dispose()
 
     def _on(self, dbapi_connection: Any, *_: Any) -> None:
         dbapi_connection.pgconn.trace(self.file.fileno())
@@ -64,14 +70,17 @@ def test_a_page_of_jobs_costs_two_round_trips(gateway: Gateway) -> None:
     token = gateway.settings.admin_token_path.read_text().strip()
     with tempfile.TemporaryFile(mode="w+") as file:
         trace = Trace(gateway.db, file)
-        gateway.auth.authenticate(token)  # a connection is opened, the token touched
-        gateway.jobs.list_page(JobFilter(), gateway.auth.authenticate(token), limit=10)
-        trace.sent()
+        try:
+            gateway.auth.authenticate(token)  # a connection is opened, the token touched
+            gateway.jobs.list_page(JobFilter(), gateway.auth.authenticate(token), limit=10)
+            trace.sent()
 
-        user = gateway.auth.authenticate(token)
-        lookup = trace.sent()
-        gateway.jobs.list_page(JobFilter(), user, limit=10)
-        page = trace.sent()
+            user = gateway.auth.authenticate(token)
+            lookup = trace.sent()
+            gateway.jobs.list_page(JobFilter(), user, limit=10)
+            page = trace.sent()
+        finally:
+            trace.stop()
 
     assert round_trips(lookup) == 1, lookup
     assert round_trips(page) == 1, page
